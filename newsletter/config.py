@@ -1,0 +1,125 @@
+"""The one place that reads the environment.
+
+Every setting is listed in SETTINGS with its default and a line of documentation; the README's
+settings table is checked against this list by a test. A test or a script passes its own mapping
+to `load_config` instead of touching os.environ.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+
+SECRET_KEY_FILE = "secret_key"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str | None
+    doc: str
+    kind: str = "str"  # str, int, bool, float
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("SECRET_KEY", None, "Signs sessions and links. Unset: a random key is generated once and kept in `instance/secret_key` (fine for one host; set it explicitly when several hosts serve the site)."),
+    Setting("INSTANCE_PATH", None, "Folder for the SQLite database, outbox and generated secret key. Default: `instance/` in the current directory."),
+    Setting("DATABASE_URL", None, "SQLAlchemy URL. Default: a SQLite file `newsletter.sqlite3` in the instance folder. PostgreSQL: `postgresql+psycopg://user@host/db`."),
+    Setting("REDIS_URL", "redis://localhost:6379/0", "Redis for RQ jobs and rate limits."),
+    Setting("BASE_URL", "http://localhost:5000", "Public URL of the site, used in every link in emails."),
+    Setting("MAIL_BACKEND", "outbox", "`outbox` (write .eml files to OUTBOX_DIR), `smtp` (SMTP_URL) or `sendgrid` (SENDGRID_API_KEY)."),
+    Setting("MAIL_FROM", "Repo Daily <newsletter@localhost>", "From address of every email."),
+    Setting("OUTBOX_DIR", None, "Where the outbox backend writes .eml files. Default: `outbox/` in the instance folder."),
+    Setting("SMTP_URL", "smtp://localhost:25", "`smtp://user:pass@host:port` (STARTTLS when offered, `?starttls=require` to insist) or `smtps://...` for implicit TLS."),
+    Setting("SMTP_TIMEOUT", "30", "Seconds before an SMTP connection attempt gives up.", "float"),
+    Setting("SENDGRID_API_KEY", None, "SendGrid API key, for MAIL_BACKEND=sendgrid."),
+    Setting("SENDGRID_API_HOST", "https://api.sendgrid.com", "SendGrid API host (tests point it at a fake server)."),
+    Setting("CONFIRM_MAX_AGE_DAYS", "7", "Days a confirmation link stays valid.", "int"),
+    Setting("PREFERENCES_MAX_AGE_DAYS", "365", "Days a preferences link stays valid (unsubscribe links never expire).", "int"),
+    Setting("RATELIMIT_SUBSCRIBE", "10 per hour;3 per minute", "Flask-Limiter limit on POST / per client address."),
+    Setting("RATELIMIT_CONFIRM", "30 per hour", "Flask-Limiter limit on POST /confirm/<token> per client address."),
+    Setting("RATELIMIT_ENABLED", "1", "0 turns rate limiting off.", "bool"),
+    Setting("MAX_CONTENT_LENGTH", "65536", "Largest request body accepted, in bytes; larger gets 413.", "int"),
+    Setting("TRUSTED_PROXIES", "0", "Number of reverse proxies in front of the site whose X-Forwarded-* headers are trusted.", "int"),
+    Setting("LOG_LEVEL", "INFO", "Python logging level."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def _convert(setting: Setting, raw: str):
+    try:
+        if setting.kind == "int":
+            return int(raw)
+        if setting.kind == "float":
+            return float(raw)
+        if setting.kind == "bool":
+            value = raw.strip().lower()
+            if value in ("1", "true", "yes", "on"):
+                return True
+            if value in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+    except ValueError:
+        raise ConfigError(f"{setting.name}={raw!r} is not a valid {setting.kind}") from None
+    return raw
+
+
+def load_config(environ: Mapping[str, str] | None = None, instance_path: str | os.PathLike | None = None) -> dict:
+    """Read every setting from environ (default: os.environ) into a config dict."""
+    environ = os.environ if environ is None else environ
+    instance = Path(instance_path) if instance_path else Path.cwd() / "instance"
+    # SECRET_KEY stays None here when unset; create_app fills it from the instance folder.
+    config: dict = {}
+    for setting in SETTINGS:
+        raw = environ.get(setting.name)
+        if raw is None or raw == "":
+            config[setting.name] = None if setting.default is None else _convert(setting, setting.default)
+        else:
+            config[setting.name] = _convert(setting, raw)
+
+    if config["INSTANCE_PATH"]:
+        instance = Path(config["INSTANCE_PATH"])
+    config["INSTANCE_PATH"] = str(instance)
+    if not config["DATABASE_URL"]:
+        config["DATABASE_URL"] = f"sqlite:///{instance / 'newsletter.sqlite3'}"
+    if not config["OUTBOX_DIR"]:
+        config["OUTBOX_DIR"] = str(instance / "outbox")
+    config["BASE_URL"] = config["BASE_URL"].rstrip("/")
+    if not config["BASE_URL"].startswith(("http://", "https://")):
+        raise ConfigError(f"BASE_URL must start with http:// or https://, got {config['BASE_URL']!r}")
+    if config["MAIL_BACKEND"] not in ("outbox", "smtp", "sendgrid"):
+        raise ConfigError(f"MAIL_BACKEND must be outbox, smtp or sendgrid, got {config['MAIL_BACKEND']!r}")
+    if config["MAIL_BACKEND"] == "sendgrid" and not config["SENDGRID_API_KEY"]:
+        raise ConfigError("MAIL_BACKEND=sendgrid needs SENDGRID_API_KEY")
+    return config
+
+
+def instance_secret_key(instance_path: str | os.PathLike) -> str:
+    """Return the instance folder's generated secret key, creating it (mode 0600) on first use."""
+    import secrets
+
+    path = Path(instance_path) / SECRET_KEY_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_text().strip()
+        if len(key) < 32:
+            raise ConfigError(f"{path} holds no usable secret key; delete it or set SECRET_KEY") from None
+        return key
+    key = secrets.token_urlsafe(48)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    return key
+
+
+def setting_names() -> list[str]:
+    return [s.name for s in SETTINGS]
+
+
+def setting(name: str) -> Setting:
+    return _BY_NAME[name]

@@ -1,0 +1,193 @@
+"""Subscribers and their subscriptions: double opt-in, preferences, unsubscribe.
+
+Every change of a subscriber's state goes through these functions; the site, the CLI and the
+webhooks only call them. They take a session and leave committing to the caller.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from . import tokens
+from .errors import InvalidToken, ValidationError
+from .models import SignupRequest, Subscriber, SubscriberStatus, Subscription, Threshold, utcnow
+from .validation import check_repo_list, email_key, normalize_email, parse_language
+
+DAY = 24 * 3600
+
+
+@dataclass
+class SignupOutcome:
+    """What a subscribe request did; `request` is None when no confirmation must be sent."""
+
+    subscriber: Subscriber
+    request: SignupRequest | None
+
+
+def find_subscriber(session: Session, email: str) -> Subscriber | None:
+    return session.scalar(select(Subscriber).where(Subscriber.email_key == email_key(email)))
+
+
+def _get_or_create(session: Session, email: str, language: str) -> Subscriber:
+    subscriber = find_subscriber(session, email)
+    if subscriber is not None:
+        return subscriber
+    subscriber = Subscriber(email=email, email_key=email_key(email), language=language,
+                            status=SubscriberStatus.PENDING)
+    # A concurrent request may insert the same address first; the savepoint keeps our session usable.
+    try:
+        with session.begin_nested():
+            session.add(subscriber)
+    except IntegrityError:
+        subscriber = find_subscriber(session, email)
+        if subscriber is None:
+            raise
+    return subscriber
+
+
+def request_subscription(session: Session, email: str, repos: list[tuple[str, Threshold]], language: str,
+                         source: str = "web") -> SignupOutcome:
+    """Record a subscription to be confirmed; changes nothing on an existing subscriber."""
+    email = normalize_email(email)
+    language = parse_language(language)
+    repos = check_repo_list(repos)
+    subscriber = _get_or_create(session, email, language)
+    if subscriber.status is SubscriberStatus.SUPPRESSED:
+        # The address bounced or complained: sending it a confirmation would repeat that.
+        return SignupOutcome(subscriber, None)
+    request = SignupRequest(subscriber=subscriber, repos=[[r, t.value] for r, t in repos], language=language,
+                            source=source)
+    session.add(request)
+    session.flush()
+    return SignupOutcome(subscriber, request)
+
+
+def confirm_request(session: Session, request_id: int) -> Subscriber:
+    """Apply a signup request: confirm the subscriber and add or update its repositories."""
+    request = session.get(SignupRequest, request_id)
+    if request is None:
+        raise InvalidToken("This confirmation link is no longer valid.")
+    subscriber = request.subscriber
+    if subscriber.status is SubscriberStatus.SUPPRESSED:
+        raise InvalidToken("This address can no longer receive email from us.")
+    if request.confirmed_at is not None:
+        return subscriber  # a second click on the same link changes nothing
+    now = utcnow()
+    fresh_start = subscriber.status is not SubscriberStatus.CONFIRMED
+    wanted = [(repo, Threshold(threshold)) for repo, threshold in request.repos]
+    if fresh_start:
+        _replace_subscriptions(subscriber, wanted)
+    else:
+        _merge_subscriptions(subscriber, wanted)
+    subscriber.status = SubscriberStatus.CONFIRMED
+    subscriber.language = request.language
+    subscriber.confirmed_at = now
+    subscriber.unsubscribed_at = None
+    subscriber.paused = False if fresh_start else subscriber.paused
+    request.confirmed_at = now
+    session.flush()
+    return subscriber
+
+
+def subscribe_confirmed(session: Session, email: str, repos: list[tuple[str, Threshold]], language: str) -> Subscriber:
+    """Confirm at once without a confirmation email (operators' --confirmed)."""
+    outcome = request_subscription(session, email, repos, language, source="cli")
+    if outcome.request is None:
+        raise ValidationError("address_suppressed", email=outcome.subscriber.email)
+    return confirm_request(session, outcome.request.id)
+
+
+def _merge_subscriptions(subscriber: Subscriber, wanted: list[tuple[str, Threshold]]) -> None:
+    by_repo = {s.repo: s for s in subscriber.subscriptions}
+    for repo, threshold in wanted:
+        if repo in by_repo:
+            by_repo[repo].threshold = threshold
+        else:
+            subscriber.subscriptions.append(Subscription(repo=repo, threshold=threshold))
+    check_repo_list([(s.repo, s.threshold) for s in subscriber.subscriptions])
+
+
+def _replace_subscriptions(subscriber: Subscriber, wanted: list[tuple[str, Threshold]]) -> None:
+    by_repo = {s.repo: s for s in subscriber.subscriptions}
+    keep = []
+    for repo, threshold in wanted:
+        subscription = by_repo.pop(repo, None) or Subscription(repo=repo)
+        subscription.threshold = threshold
+        keep.append(subscription)
+    subscriber.subscriptions[:] = keep
+
+
+def update_preferences(session: Session, subscriber: Subscriber, repos: list[tuple[str, Threshold]],
+                       language: str, paused: bool, send_empty: bool) -> Subscriber:
+    """Set exactly these repositories and settings."""
+    if subscriber.status in (SubscriberStatus.SUPPRESSED, SubscriberStatus.UNSUBSCRIBED):
+        raise ValidationError("preferences_unsubscribed")
+    language = parse_language(language)
+    repos = check_repo_list(repos)
+    _replace_subscriptions(subscriber, repos)
+    subscriber.language = language
+    subscriber.paused = bool(paused)
+    subscriber.send_empty = bool(send_empty)
+    session.flush()
+    return subscriber
+
+
+def unsubscribe(session: Session, subscriber: Subscriber) -> Subscriber:
+    """Stop all email to subscriber at once; idempotent."""
+    if subscriber.status in (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED):
+        subscriber.status = SubscriberStatus.UNSUBSCRIBED
+        subscriber.unsubscribed_at = utcnow()
+        session.flush()
+    return subscriber
+
+
+def suppress(session: Session, subscriber: Subscriber, reason: str) -> Subscriber:
+    """Never send to subscriber again (hard bounce, complaint)."""
+    if subscriber.status is not SubscriberStatus.SUPPRESSED:
+        subscriber.status = SubscriberStatus.SUPPRESSED
+        subscriber.suppressed_at = utcnow()
+        subscriber.suppressed_reason = reason[:200]
+        session.flush()
+    return subscriber
+
+
+# Signed links -------------------------------------------------------------------------------
+
+def _fingerprint(subscriber: Subscriber) -> str:
+    # Binds a link to the address as well as the id, so a deleted row's id reused by SQLite
+    # never opens another person's preferences.
+    return hashlib.sha256(subscriber.email_key.encode()).hexdigest()[:16]
+
+
+def confirm_token(secret_key: str, request: SignupRequest) -> str:
+    return tokens.make_token(secret_key, tokens.CONFIRM, {"r": request.id, "h": _fingerprint(request.subscriber)})
+
+
+def preferences_token(secret_key: str, subscriber: Subscriber) -> str:
+    return tokens.make_token(secret_key, tokens.PREFERENCES, {"s": subscriber.id, "h": _fingerprint(subscriber)})
+
+
+def unsubscribe_token(secret_key: str, subscriber: Subscriber) -> str:
+    return tokens.make_token(secret_key, tokens.UNSUBSCRIBE, {"s": subscriber.id, "h": _fingerprint(subscriber)})
+
+
+def request_from_token(session: Session, secret_key: str, token: str, max_age_days: int) -> SignupRequest:
+    payload = tokens.read_token(secret_key, tokens.CONFIRM, token, max_age=max_age_days * DAY)
+    request = session.get(SignupRequest, payload.get("r")) if isinstance(payload.get("r"), int) else None
+    if request is None or _fingerprint(request.subscriber) != payload.get("h"):
+        raise InvalidToken("This confirmation link is no longer valid.")
+    return request
+
+
+def subscriber_from_token(session: Session, secret_key: str, purpose: str, token: str,
+                          max_age_days: int | None = None) -> Subscriber:
+    payload = tokens.read_token(secret_key, purpose, token,
+                                max_age=max_age_days * DAY if max_age_days else None)
+    subscriber = session.get(Subscriber, payload.get("s")) if isinstance(payload.get("s"), int) else None
+    if subscriber is None or _fingerprint(subscriber) != payload.get("h"):
+        raise InvalidToken("This link is no longer valid.")
+    return subscriber

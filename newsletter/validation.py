@@ -1,0 +1,97 @@
+"""Validation of what people type: email addresses, repositories, thresholds, languages."""
+from __future__ import annotations
+
+import re
+
+from email_validator import EmailNotValidError, validate_email
+
+from .errors import ValidationError
+from .models import Threshold
+
+MAX_REPOS = 50
+LANGUAGES = ("en", "zh")
+# GitHub: owners are 1-39 letters, digits or single hyphens, not starting with a hyphen;
+# repository names are 1-100 letters, digits, '.', '-' or '_', and never '.' or '..'.
+_OWNER = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})"
+_NAME = r"[A-Za-z0-9._-]{1,100}"
+_REPO_RE = re.compile(rf"^({_OWNER})/({_NAME})$")
+_URL_PREFIXES = ("https://github.com/", "http://github.com/", "github.com/")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def normalize_email(raw: str) -> str:
+    """Return the normalized address or raise ValidationError with a message for the form."""
+    if raw is None or not raw.strip():
+        raise ValidationError("email_required")
+    value = raw.strip()
+    if _CONTROL.search(value) or "\ufffd" in value:
+        raise ValidationError("email_characters")
+    if len(value) > 254:
+        raise ValidationError("email_too_long")
+    try:
+        result = validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValidationError("email_invalid", detail=str(exc)) from None
+    return result.normalized
+
+
+def email_key(email: str) -> str:
+    """The case-folded address that uniqueness is checked on."""
+    return email.casefold()
+
+
+def parse_repo(raw: str) -> str:
+    """Return 'owner/name' lower-cased, accepting a github.com URL too."""
+    value = (raw or "").strip()
+    if not value:
+        raise ValidationError("repo_required")
+    if _CONTROL.search(value):
+        raise ValidationError("repo_characters")
+    for prefix in _URL_PREFIXES:
+        if value.lower().startswith(prefix):
+            value = value[len(prefix):]
+            break
+    value = value.rstrip("/")
+    if value.endswith(".git"):
+        value = value[:-4]
+    match = _REPO_RE.match(value)
+    if not match or match.group(2) in (".", "..") or "--" in match.group(1) or match.group(1).endswith("-"):
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        raise ValidationError("repo_invalid", repo=shown)
+    return value.lower()
+
+
+def parse_threshold(raw: str) -> Threshold:
+    try:
+        return Threshold((raw or "").strip().lower())
+    except ValueError:
+        raise ValidationError("threshold_invalid", value=str(raw)[:20]) from None
+
+
+def parse_language(raw: str) -> str:
+    value = (raw or "").strip().lower()
+    if value not in LANGUAGES:
+        raise ValidationError("language_invalid", value=str(raw)[:20])
+    return value
+
+
+def parse_repo_spec(spec: str) -> tuple[str, Threshold]:
+    """Parse the CLI form 'owner/name:threshold' (threshold defaults to medium)."""
+    repo, sep, threshold = (spec or "").rpartition(":")
+    if not sep:
+        return parse_repo(spec), Threshold.MEDIUM
+    return parse_repo(repo), parse_threshold(threshold)
+
+
+def check_repo_list(repos: list[tuple[str, Threshold]]) -> list[tuple[str, Threshold]]:
+    """Reject empty, too long or duplicated lists."""
+    if not repos:
+        raise ValidationError("repos_required")
+    if len(repos) > MAX_REPOS:
+        raise ValidationError("repos_too_many", limit=MAX_REPOS)
+    seen = set()
+    for repo, _threshold in repos:
+        if repo in seen:
+            raise ValidationError("repo_duplicate", repo=repo)
+        seen.add(repo)
+    return repos

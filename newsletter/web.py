@@ -1,0 +1,276 @@
+"""The subscriber site: subscribe, confirm, preferences, unsubscribe, health. Views stay thin."""
+from __future__ import annotations
+
+import logging
+
+import redis
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_wtf.csrf import CSRFError
+from sqlalchemy import text
+from werkzeug.exceptions import HTTPException
+
+from . import subscriptions, tokens
+from .emails import send_confirmation
+from .errors import InvalidToken
+from .extensions import csrf, limiter
+from .forms import ButtonForm, PreferencesForm, SubscribeForm, threshold_choices
+from .i18n import LANGUAGES, t
+from .mailers import make_mailer
+from .models import SubscriberStatus
+from .sample import sample_commits
+
+log = logging.getLogger(__name__)
+bp = Blueprint("web", __name__, static_folder="static", static_url_path="/static")
+
+CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+       "frame-ancestors 'none'; base-uri 'none'")
+
+
+def db():
+    return current_app.extensions["db"].session
+
+
+def _subscribe_limit() -> str:
+    return current_app.config["RATELIMIT_SUBSCRIBE"]
+
+
+def _confirm_limit() -> str:
+    return current_app.config["RATELIMIT_CONFIRM"]
+
+
+def _ratelimit_off() -> bool:
+    return not current_app.config["RATELIMIT_ENABLED"]
+
+
+@bp.before_app_request
+def pick_language() -> None:
+    """?lang= wins, then the browser's Accept-Language; pages for a subscriber use theirs."""
+    asked = request.args.get("lang", "")
+    if asked in LANGUAGES:
+        g.lang = asked
+    else:
+        g.lang = request.accept_languages.best_match(["en", "zh"], default="en")
+
+
+@bp.after_app_request
+def security_headers(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    # Links carry tokens: never leak them to another site through the Referer header.
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+    if current_app.config["BASE_URL"].startswith("https://"):
+        response.headers["Strict-Transport-Security"] = "max-age=31536000"
+    if request.view_args and "token" in request.view_args:
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.app_context_processor
+def template_helpers() -> dict:
+    lang = getattr(g, "lang", "en")
+    return {"_": lambda key, **kw: t(key, lang, **kw), "lang": lang, "languages": LANGUAGES,
+            "threshold_choices": threshold_choices(lang)}
+
+
+def _error_page(status: int, message: str):
+    return render_template("web/error.html", status=status, message=message), status
+
+
+def init_app(app) -> None:
+    """Error pages for everything that can go wrong in a request, never a bare 500."""
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(_exc):
+        return _error_page(400, t("http.403", g.get("lang", "en")))
+
+    @app.errorhandler(InvalidToken)
+    def invalid_token(exc):
+        key = "token.expired" if "expired" in str(exc) else "token.invalid"
+        return _error_page(400, t(key, g.get("lang", "en")))
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc):
+        code = exc.code or 500
+        key = f"http.{code}" if code in (400, 403, 404, 405, 413, 429) else "http.400"
+        response = _error_page(code, t(key, g.get("lang", "en")))
+        if code == 405 and exc.valid_methods:
+            return response[0], code, {"Allow": ", ".join(exc.valid_methods)}
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected(exc):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        db().rollback()
+        return _error_page(500, t("http.500", g.get("lang", "en")))
+
+
+# Home and subscribe ---------------------------------------------------------------------------
+
+@bp.route("/", methods=["GET", "POST"])
+@limiter.limit(_subscribe_limit, methods=["POST"], exempt_when=_ratelimit_off)
+def index():
+    form = SubscribeForm()
+    lang = g.lang
+    if request.method == "GET":
+        form.language.data = lang
+    if request.method == "POST" and form.validate():  # validate() checks CSRF; ours follows
+        if form.add_row.data:
+            form.ensure_rows(extra=1)
+            return _render_index(form)
+        email = form.clean_email(lang)
+        repos = form.clean_repos(lang)
+        language = form.clean_language(lang)
+        if email and repos is not None and language:
+            outcome = subscriptions.request_subscription(db(), email, repos, language)
+            db().commit()
+            if outcome.request is not None:
+                _send_confirmation(outcome.request)
+            session["check_email"] = email
+            return redirect(url_for("web.check_email", lang=lang))
+        return _render_index(form, status=400)
+    if request.method == "POST":
+        return _render_index(form, status=400)
+    form.ensure_rows()
+    return _render_index(form)
+
+
+def _render_index(form, status: int = 200):
+    form.ensure_rows()
+    return render_template("web/index.html", form=form, sample=sample_commits(g.lang)), status
+
+
+def _send_confirmation(signup) -> None:
+    # The page is the same whether or not this succeeds, so a failure never tells anyone which
+    # addresses exist; the log has it for the operator, and subscribing again sends a new link.
+    send_confirmation(current_app.config, make_mailer(current_app.config), signup)
+
+
+@bp.get("/check-email")
+def check_email():
+    email = session.get("check_email")
+    if not email:
+        return redirect(url_for("web.index"))
+    return render_template("web/check_email.html", email=email)
+
+
+# Confirm --------------------------------------------------------------------------------------
+
+@bp.route("/confirm/<token>", methods=["GET", "POST"])
+@limiter.limit(_confirm_limit, methods=["POST"], exempt_when=_ratelimit_off)
+def confirm(token: str):
+    config = current_app.config
+    signup = subscriptions.request_from_token(db(), config["SECRET_KEY"], token, config["CONFIRM_MAX_AGE_DAYS"])
+    g.lang = request.args.get("lang") if request.args.get("lang") in LANGUAGES else signup.language
+    form = ButtonForm()
+    if request.method == "POST":
+        if not form.validate():
+            abort(400)
+        subscriber = subscriptions.confirm_request(db(), signup.id)
+        db().commit()
+        preferences = url_for("web.preferences",
+                              token=subscriptions.preferences_token(config["SECRET_KEY"], subscriber))
+        return render_template("web/confirmed.html", preferences_url=preferences)
+    # A GET only shows the button: mail scanners prefetch links and must not confirm anything.
+    return render_template("web/confirm.html", form=form, email=signup.subscriber.email, repos=signup.repos)
+
+
+# Preferences ----------------------------------------------------------------------------------
+
+@bp.route("/preferences/<token>", methods=["GET", "POST"])
+def preferences(token: str):
+    config = current_app.config
+    subscriber = subscriptions.subscriber_from_token(db(), config["SECRET_KEY"], tokens.PREFERENCES, token,
+                                                     config["PREFERENCES_MAX_AGE_DAYS"])
+    if request.args.get("lang") not in LANGUAGES:
+        g.lang = subscriber.language
+    lang = g.lang
+    active = subscriber.status in (SubscriberStatus.CONFIRMED, SubscriberStatus.PENDING)
+    unsubscribe_url = url_for("web.unsubscribe", token=subscriptions.unsubscribe_token(config["SECRET_KEY"], subscriber))
+    form = PreferencesForm()
+    status = 200
+    if request.method == "POST":
+        if not active:
+            abort(400)
+        if form.validate():
+            if form.add_row.data:
+                form.ensure_rows(extra=1)
+            else:
+                repos = form.clean_repos(lang)
+                language = form.clean_language(lang)
+                if repos is not None and language:
+                    subscriptions.update_preferences(db(), subscriber, repos, language,
+                                                     form.paused.data, form.send_empty.data)
+                    db().commit()
+                    flash(t("prefs.saved", language), "success")
+                    return redirect(url_for("web.preferences", token=token))
+                status = 400
+        else:
+            status = 400
+    else:
+        form.language.data = subscriber.language
+        form.paused.data = subscriber.paused
+        form.send_empty.data = subscriber.send_empty
+        while len(form.repos):
+            form.repos.pop_entry()
+        for item in subscriber.subscriptions:
+            form.repos.append_entry({"repo": item.repo, "threshold": item.threshold.value})
+    form.ensure_rows()
+    return render_template("web/preferences.html", form=form, email=subscriber.email, active=active,
+                           unsubscribe_url=unsubscribe_url), status
+
+
+# Unsubscribe (RFC 8058) -----------------------------------------------------------------------
+
+@bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
+@csrf.exempt
+def unsubscribe(token: str):
+    subscriber = subscriptions.subscriber_from_token(db(), current_app.config["SECRET_KEY"], tokens.UNSUBSCRIBE, token)
+    if request.args.get("lang") not in LANGUAGES:
+        g.lang = subscriber.language
+    if request.method == "POST":
+        # One-click: a mail client posts List-Unsubscribe=One-Click with no cookie and no CSRF token.
+        if request.form.get("List-Unsubscribe") != "One-Click":
+            abort(400)
+        subscriptions.unsubscribe(db(), subscriber)
+        db().commit()
+        log.info("subscriber %s unsubscribed", subscriber.id)
+        return render_template("web/unsubscribed.html", email=subscriber.email), 200
+    return render_template("web/unsubscribe.html", email=subscriber.email,
+                           done=subscriber.status in (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.SUPPRESSED))
+
+
+# Health ---------------------------------------------------------------------------------------
+
+@bp.get("/healthz")
+def healthz():
+    checks = {}
+    try:
+        db().execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # report any failure, never raise from a health check
+        db().rollback()
+        checks["database"] = f"error: {type(exc).__name__}"
+    try:
+        client = redis.Redis.from_url(current_app.config["REDIS_URL"], socket_timeout=2, socket_connect_timeout=2)
+        client.ping()
+        client.close()
+        checks["redis"] = "ok"
+    except Exception as exc:
+        checks["redis"] = f"error: {type(exc).__name__}"
+    healthy = all(value == "ok" for value in checks.values())
+    return jsonify(status="ok" if healthy else "error", **checks), 200 if healthy else 503

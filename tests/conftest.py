@@ -1,0 +1,141 @@
+"""Fixtures: a real database (PostgreSQL by default, SQLite with TEST_DATABASE_URL=sqlite), a real Redis,
+the app, its test client and CLI runner, and the outbox the app writes mail to.
+
+TEST_DATABASE_URL: a PostgreSQL server URL (a throwaway database is created in it for the run), or
+`sqlite` for a temporary SQLite file. TEST_REDIS_URL: the Redis database the tests may flush.
+"""
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from newsletter import create_app, migrate
+from newsletter.db import Base
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://127.0.0.1:5432/test")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+SECRET = "test-secret-key-0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    """A migrated, empty database for the whole run; dropped at the end."""
+    if TEST_DATABASE_URL.startswith("sqlite"):
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+        migrate.upgrade(url)
+        yield url
+        return
+    server = make_url(TEST_DATABASE_URL)
+    name = f"repo_daily_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name).render_as_string(hide_password=False)
+    try:
+        migrate.upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _empty_tables(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+            connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in reversed(Base.metadata.sorted_tables):
+                connection.execute(table.delete())
+    engine.dispose()
+
+
+@pytest.fixture
+def redis_url():
+    """The test Redis database, flushed before each test that uses it."""
+    import redis
+
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    client.flushdb()
+    client.close()
+    return TEST_REDIS_URL
+
+
+@pytest.fixture
+def config(database_url, redis_url, tmp_path):
+    """Settings for an app under test; a test may change entries before asking for `app`."""
+    return {
+        "SECRET_KEY": SECRET,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "OUTBOX_DIR": str(tmp_path / "outbox"),
+        "BASE_URL": "http://localhost",
+        "MAIL_BACKEND": "outbox",
+    }
+
+
+@pytest.fixture
+def app(config, database_url):
+    app = create_app(config)
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["db"].dispose()
+    _empty_tables(database_url)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def session(app):
+    """The app's database session, inside an app context."""
+    with app.app_context():
+        yield app.extensions["db"].session
+
+
+class Outbox:
+    """The .eml files the outbox mailer wrote, parsed."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+
+    def messages(self) -> list[email.message.EmailMessage]:
+        if not self.directory.exists():
+            return []
+        return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+                for p in sorted(self.directory.glob("*.eml"))]
+
+    def last(self) -> email.message.EmailMessage:
+        messages = self.messages()
+        assert messages, "the outbox is empty"
+        return messages[-1]
+
+
+@pytest.fixture
+def outbox(app):
+    return Outbox(Path(app.config["OUTBOX_DIR"]))
+
+
+def body_text(message: email.message.EmailMessage) -> str:
+    return message.get_body(preferencelist=("plain",)).get_content()
+
+
+def body_html(message: email.message.EmailMessage) -> str:
+    return message.get_body(preferencelist=("html",)).get_content()
