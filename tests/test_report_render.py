@@ -1,0 +1,540 @@
+"""Daily report rendering, checked against the seed report (ai-dynamo/dynamo, 2026-01-24).
+
+Stats line formats under test:
+  en: "15 commits | 🔴 high 7 | 🟡 medium 4 | 🟢 low 4"   ("1 commit" when singular)
+  zh: "本日共 15 个提交 | 🔴高 7 | 🟡中 4 | 🟢低 4"
+  with unanalysed (merge) commits: " | 🔀 merge N" / " | 🔀合并 N" appended.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import re
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from newsletter.analysis import CHANGE_TYPES, Analysis, Importance, Insight
+from newsletter.commits import CommitRecord, FileChange
+from newsletter.i18n import report as report_catalog
+from newsletter.i18n import t
+from newsletter.report_render import (
+    ReportData,
+    ReportEntry,
+    commit_title,
+    escape_text,
+    render_json,
+    render_markdown,
+    report_from_json,
+    sorted_entries,
+    stats_line,
+    truncate,
+)
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+DAY = datetime.date(2026, 1, 24)
+
+# The seed's commit table: full SHA, author, time in Asia/Shanghai, message, and our hand analysis.
+# Importances keep the seed's 7/4/4 split, except the typo fix #5607 is low (the seed said high);
+# #5593 (deserialisation changes) moves up and #5606 (__repr__ helpers) down to keep the split.
+SEED = [
+    ("ebde0f662ca789686611a2a3c635cda2e24879eb", "Biswa Panda", "10:47:00",
+     "feat: event plane apis and nats implementation (#5624)", "feature", "high",
+     "在 `runtime` 中新增事件平面，提供与传输无关的发布订阅接口。",
+     "Adds an event plane to `runtime` with a transport-agnostic pub/sub API."),
+    ("e6ad5bc5a3d950f97115d2af9d1c213ec8aa99a9", "milesial", "10:07:34",
+     "fix: incremental build for dynamo-llm (#5601)", "build", "medium",
+     "修正 `build.rs` 中的协议文件路径，恢复增量编译。",
+     "Fixes the proto path in `build.rs` so incremental builds work again."),
+    ("2da403e39858a0138e767569e554203bb2319802", "Alec", "09:23:30",
+     "refactor: add explicit non-leader node handling in vLLM (#5597)", "refactor", "medium",
+     "非主节点只启动工作进程，不再注册服务端点。",
+     "Non-leader nodes start workers only and no longer register endpoints."),
+    ("50f1e0e17aebadbe5de9e337c6aaa5262f8559f2", "Alec", "09:19:06",
+     "chore(deps): bump vLLM to 0.14.0 (#5593)", "dependencies", "high",
+     "升级依赖版本，并为事件结构新增 `lora_name` 字段。",
+     "Upgrades the dependency and adds a `lora_name` field to stored-block events."),
+    ("67c868e7b787c5ce4f7f9f118285ee38e92e2013", "Yan Ru Pei", "09:17:17",
+     "chore: remove some clones in Indexer (#5612)", "performance", "low",
+     "删除索引器中不必要的克隆。",
+     "Removes needless clones in the indexer."),
+    ("d4fbf9d39f60b4bc769c02fdf61d791b60b0caf2", "Tushar Sharma", "08:46:51",
+     "ci: add filters for frontend image workflow (#5585)", "ci", "low",
+     "仅在前端文件变更时构建前端镜像。",
+     "Builds the frontend image only when frontend files change."),
+    ("912a4d4b7ef39eda11b93c11f74b32e8eaf1906a", "Abhishek Gupta", "08:43:46",
+     "docs: add NIXL backend configuration and fix multiple typos (#5564)", "docs", "low",
+     "补充后端配置说明并修正拼写错误。",
+     "Documents the backend configuration and fixes typos."),
+    ("92ecd308fd7b92796ab9479ce6639195930b0cec", "Schwinn Saereesitthipitak", "08:28:41",
+     "refactor: move GMS to standalone component (#5616)", "refactor", "high",
+     "将显存服务迁移为独立包，旧的导入路径失效。",
+     "Moves the GPU memory service into its own package; the old import path breaks."),
+    ("7fe89c74267d39585854ca39230f589d7cf3e9fb", "Kris Hung", "07:10:32",
+     "fix: Fix race condition in TP>1 when ImmediateTransferResult arrives before CreateSlot (#5393)",
+     "fix", "high",
+     "修复多卡并行时即时传输结果先于槽位创建到达导致的竞态。",
+     "Fixes a race when an immediate transfer result arrives before its slot exists."),
+    ("3ee989252c229d24d878dbab2807a12e9c32beba", "Biswa Panda", "05:59:43",
+     "feat: add event plane discovery (#5614)", "feature", "high",
+     "在服务发现中注册、查询和注销事件通道。",
+     "Registers, lists and removes event channels in discovery."),
+    ("491a21093f0e05bc4522ded98bc5e04fa61031c7", "Abhishek Gupta", "05:12:22",
+     "fix: correct typos in help text and add missing docstrings (#5607)", "docs", "low",
+     "修正帮助文本中的拼写错误并补充文档字符串。",
+     "Corrects typos in help text and adds missing docstrings."),
+    ("7de80960dc5980165b3f63ef7c66d20c9bd8f760", "Abhishek Gupta", "04:44:03",
+     "feat: add __all__ exports and __repr__ methods for better debugging (#5606)", "feature", "medium",
+     "为异常类新增 `__repr__`，便于调试。",
+     "Adds `__repr__` to exception classes for easier debugging."),
+    ("7361de420863ae54b9587b4fe9fa1579f99804cc", "Keiven C", "02:06:06",
+     "refactor: reduce Python API to only Prometheus Exposition Format callback (#5594)", "refactor", "high",
+     "指标接口只保留回调注册，删除所有创建方法。",
+     "Cuts the metrics API down to callback registration; every create method is gone."),
+    ("b273eda2f456643ef5e18dbe95ae55b53473c057", "Yan Ru Pei", "01:10:13",
+     "chore: simplify RadixTree assuming consistent hashing across workers (#5605)", "refactor", "medium",
+     "假设各工作节点哈希一致，简化基数树。",
+     "Simplifies the radix tree by assuming consistent hashing across workers."),
+    ("feb6d272ac7dc392bdbd4a759c69f310bb3a78ba", "Yan Ru Pei", "00:26:01",
+     "chore: nuke ForwardPassMetrics (#5531)", "refactor", "high",
+     "删除前向指标结构体，只上报活跃块数量。",
+     "Deletes the forward-pass metrics structs; only active block counts are published."),
+]
+
+TEXT = {
+    "zh": {
+        "reason": {"high": "破坏公开接口，需要下游同步修改。", "medium": "影响部分模块的行为。",
+                   "low": "不影响运行时行为。"},
+        "scope": ("`lib/runtime`", "下游调用方"),
+        "insight": Insight("模块边界更清晰。", "开销可以忽略。", "没有新增攻击面。"),
+        "risks": ("旧的调用方式会报错。",),
+        "recommendations": ("升级前检查调用点。", "补充集成测试。"),
+    },
+    "en": {
+        "reason": {"high": "It breaks a public interface that callers must follow.",
+                   "medium": "It changes behaviour in some modules.",
+                   "low": "It does not change runtime behaviour."},
+        "scope": ("`lib/runtime`", "downstream callers"),
+        "insight": Insight("Clearer module boundaries.", "Negligible overhead.", "No new attack surface."),
+        "risks": ("Old call sites fail.",),
+        "recommendations": ("Check call sites before upgrading.", "Add an integration test."),
+    },
+}
+
+FIELD_KEYS = ["report.field.sha", "report.field.change_type", "report.field.importance",
+              "report.field.summary", "report.field.impact_scope", "report.field.insight",
+              "report.field.architecture", "report.field.performance", "report.field.security", "report.field.risks",
+              "report.field.recommendations"]
+MARK_TO_IMPORTANCE = {"🔴": "high", "🟡": "medium", "🟢": "low", "🔀": "merge"}
+
+
+def make_commit(sha, author, local_time, message, *, parents=("p",), files=()):
+    moment = datetime.datetime.combine(DAY, datetime.time.fromisoformat(local_time), SHANGHAI)
+    return CommitRecord(
+        sha=sha, author_name=author, author_login=author.lower().replace(" ", ""),
+        committed_at=moment.astimezone(datetime.UTC), message=message,
+        html_url=f"https://github.com/ai-dynamo/dynamo/commit/{sha}", parents=parents,
+        additions=10, deletions=2, files=files,
+    )
+
+
+def make_analysis(lang, change_type, importance, summary, **overrides):
+    text = TEXT[lang]
+    low = importance == "low"
+    fields = dict(
+        change_type=change_type, importance=Importance(importance),
+        importance_reason=text["reason"][importance], summary=summary,
+        # Low commits get empty lists so the "none" line is exercised in the same layout.
+        impact_scope=() if low else text["scope"], insight=text["insight"],
+        risks=() if low else text["risks"],
+        recommendations=text["recommendations"][:1] if low else text["recommendations"],
+        language=lang, model="gpt-test", prompt_tokens=100, completion_tokens=40,
+    )
+    fields.update(overrides)
+    return Analysis(**fields)
+
+
+def seed_report(lang, **overrides):
+    entries = []
+    for sha, author, local_time, message, change_type, importance, zh, en in SEED:
+        files = (FileChange("lib/runtime/src/lib.rs", "modified", 8, 2, "@@ -1 +1 @@\n-a\n+b"),
+                 FileChange("docs/logo.png", "added", 0, 0, None))
+        summary = zh if lang == "zh" else en
+        entries.append(ReportEntry(make_commit(sha, author, local_time, message, files=files),
+                                   make_analysis(lang, change_type, importance, summary)))
+    fields = dict(repo="ai-dynamo/dynamo", date=DAY, language=lang, entries=tuple(reversed(entries)),
+                  timezone="Asia/Shanghai", analyzer="gpt-test")
+    fields.update(overrides)
+    return ReportData(**fields)
+
+
+@pytest.fixture(scope="module", params=["zh", "en"])
+def lang(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    return {lang: render_markdown(seed_report(lang)) for lang in ("zh", "en")}
+
+
+def section(markdown, heading_prefix):
+    """The lines after a "### heading" up to the next "### " heading."""
+    lines = markdown.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"### {heading_prefix}"))
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("### ")), len(lines))
+    return lines[start + 1:end]
+
+
+def commit_sections(markdown):
+    """{anchor: text} for every commit body, from its anchor to the next anchor or group heading."""
+    parts = re.split(r'^<a id="(c-[0-9a-f]+)"></a>$', markdown, flags=re.M)
+    return {parts[i]: parts[i + 1].split("\n### ")[0] for i in range(1, len(parts), 2)}
+
+
+def labels(text):
+    return re.findall(r"^(?:- )?\*\*(.+?)\*\*", text, flags=re.M)
+
+
+def unescaped(text, chars="|"):
+    """How many of chars occur in text outside backslash escapes."""
+    return sum(c in chars for c in re.sub(r"\\.", "", text))
+
+
+def unescaped_pipes(line):
+    return unescaped(line, "|")
+
+
+# Stats, order, table --------------------------------------------------------------------------
+
+def test_stats_line_exact_formats():
+    assert stats_line(seed_report("en")) == "15 commits | 🔴 high 7 | 🟡 medium 4 | 🟢 low 4"
+    assert stats_line(seed_report("zh")) == "本日共 15 个提交 | 🔴高 7 | 🟡中 4 | 🟢低 4"
+
+
+def test_stats_line_appears_in_markdown(rendered):
+    assert "> 15 commits | 🔴 high 7 | 🟡 medium 4 | 🟢 low 4" in rendered["en"]
+    assert "> 本日共 15 个提交 | 🔴高 7 | 🟡中 4 | 🟢低 4" in rendered["zh"]
+
+
+def test_stats_line_singular():
+    report = seed_report("en")
+    one = dataclasses.replace(report, entries=report.entries[:1])
+    assert stats_line(one) == "1 commit | 🔴 high 1 | 🟡 medium 0 | 🟢 low 0"
+
+
+def test_counts_and_token_totals():
+    report = seed_report("en")
+    assert report.counts() == {"total": 15, "high": 7, "medium": 4, "low": 4, "merge": 0}
+    assert (report.prompt_tokens(), report.completion_tokens()) == (1500, 600)
+
+
+def test_sorted_entries_groups_then_newest_first():
+    ordered = sorted_entries(seed_report("en"))
+    groups = [e.analysis.importance.value for e in ordered]
+    assert groups == ["high"] * 7 + ["medium"] * 4 + ["low"] * 4
+    for group in ("high", "medium", "low"):
+        times = [e.commit.committed_at for e in ordered if e.analysis.importance.value == group]
+        assert times == sorted(times, reverse=True)
+    assert ordered[0].commit.sha.startswith("ebde0f6") and ordered[-1].commit.sha.startswith("491a210")
+
+
+def test_commit_table_rows_newest_first_in_report_timezone(rendered, lang):
+    rows = [line for line in section(rendered[lang], "🕒") if line.startswith("| 2026")]
+    assert [row.split(" | ")[0][2:] for row in rows] == [f"2026-01-24 {row[2]}" for row in SEED]
+    assert "Asia/Shanghai" in section(rendered[lang], "🕒")[1]
+    for row, (sha, author, *_rest) in zip(rows, SEED, strict=True):
+        assert unescaped_pipes(row) == 5
+        assert author in row and f"(#c-{sha[:7]})" in row
+        assert f"[`{sha[:7]}`](https://github.com/ai-dynamo/dynamo/commit/{sha})" in row
+
+
+def test_commit_time_converts_from_utc():
+    report = seed_report("en", timezone="UTC")
+    assert "| 2026-01-24 02:47:00 |" in render_markdown(report)
+
+
+# Table of contents and bodies agree, and look the same ------------------------------------------
+
+def test_toc_group_equals_body_importance(rendered, lang):
+    toc, group = {}, None
+    for line in section(rendered[lang], "📋"):
+        if line.startswith("- "):
+            group = MARK_TO_IMPORTANCE[line[2]]
+        elif line.startswith("  - "):
+            toc[re.search(r"\(#(c-[0-9a-f]+)\)$", line).group(1)] = group
+    bodies = commit_sections(rendered[lang])
+    importance_label = t("report.field.importance", lang)
+    expected = {f"c-{row[0][:7]}": row[5] for row in SEED}
+    assert toc == expected
+    for anchor, body in bodies.items():
+        line = next(li for li in body.splitlines() if li.startswith(f"**{importance_label}**"))
+        mark = line.split(t("report.colon", lang), 1)[1][0]
+        assert MARK_TO_IMPORTANCE[mark] == toc[anchor] == expected[anchor]
+    # Each body sits under the group heading of its importance.
+    for importance in ("high", "medium", "low"):
+        group_lines = "\n".join(section(rendered[lang], t(f"report.group.{importance}", lang, n=0)[:2]))
+        for anchor, level in expected.items():
+            assert (f'<a id="{anchor}"></a>' in group_lines) == (level == importance)
+
+
+def test_every_commit_section_has_identical_headings(rendered, lang):
+    bodies = commit_sections(rendered[lang])
+    assert len(bodies) == 15
+    expected = [t(key, lang) for key in FIELD_KEYS]
+    for anchor, body in bodies.items():
+        assert labels(body) == expected, anchor
+        assert len(re.findall(r"^#### ", body, flags=re.M)) == 1
+        assert body.rstrip().endswith("---")
+
+
+def test_body_heading_has_full_title_and_link(rendered):
+    bodies = commit_sections(rendered["en"])
+    for sha, _author, _time, message, *_rest in SEED:
+        body = bodies[f"c-{sha[:7]}"]
+        assert f"#### {escape_text(message)}" in body
+        assert f"[View commit](https://github.com/ai-dynamo/dynamo/commit/{sha})" in body
+
+
+def test_long_titles_truncated_in_toc_and_table_only(rendered):
+    message = SEED[8][3]  # the #5393 race-condition fix, 95 characters
+    short = truncate(message)
+    assert short.endswith("…") and len(short) <= 60 and message.startswith(short[:-1])
+    assert message[len(short) - 1] == " "  # cut on a word boundary
+    toc_and_table = section(rendered["en"], "📋") + section(rendered["en"], "🕒")
+    assert sum(escape_text(short) in line for line in toc_and_table) == 2
+    assert not any(escape_text(message) in line for line in toc_and_table)
+
+
+def test_empty_lists_render_none_line(rendered, lang):
+    none = f"- {t('report.none', lang)}"
+    body = commit_sections(rendered[lang])["c-491a210"]  # a low commit: no scope, no risks
+    assert body.count(none) == 2
+    assert labels(body) == [t(key, lang) for key in FIELD_KEYS]
+
+
+# Languages ------------------------------------------------------------------------------------
+
+def strip_commit_sourced(markdown, report):
+    """Remove text that comes from the commits and code, leaving labels and analysis prose."""
+    for entry in report.entries:
+        title = commit_title(entry.commit)
+        for text in (escape_text(title), escape_text(truncate(title)), escape_text(entry.commit.author_name)):
+            markdown = markdown.replace(text, "")
+    markdown = re.sub(r"`[^`]*`", "", markdown)
+    markdown = re.sub(r"\]\([^)]*\)", "]", markdown)
+    markdown = re.sub(r'<a id="[^"]*"></a>', "", markdown)
+    for text in (report.repo, report.timezone, report.analyzer):
+        markdown = markdown.replace(escape_text(text), "")
+    return markdown
+
+
+def test_zh_report_has_no_english_labels(rendered):
+    leftover = strip_commit_sourced(rendered["zh"], seed_report("zh"))
+    assert re.findall(r"[A-Za-z]{2,}", leftover) == []
+    for key in ("report.field.summary", "report.section.toc", "report.field.insight", "change_type.feature"):
+        assert t(key, "zh") in rendered["zh"]
+
+
+def test_en_report_has_no_chinese(rendered):
+    assert re.findall(r"[\u4e00-\u9fff]", rendered["en"]) == []
+    for key in ("report.field.summary", "report.section.toc", "report.field.insight", "change_type.feature"):
+        assert t(key, "en") in rendered["en"]
+
+
+def test_catalog_complete_and_zh_free_of_english():
+    keys = set(report_catalog.CATALOG)
+    assert {f"change_type.{c}" for c in CHANGE_TYPES} <= keys
+    assert {f"importance.{i.value}" for i in Importance} <= keys
+    assert all(k.startswith(("report.", "change_type.", "importance.")) for k in keys)
+    for key, value in report_catalog.CATALOG.items():
+        assert value["en"] and value["zh"], key
+        assert not re.search(r"[A-Za-z]", re.sub(r"\{\w+\}", "", value["zh"])), key
+
+
+# Notes ----------------------------------------------------------------------------------------
+
+def test_heuristic_report_says_so_at_top():
+    markdown = render_markdown(seed_report("en", analyzer="heuristic"))
+    top = markdown.split("### ", 1)[0]
+    assert t("report.heuristic_note", "en") in top
+    zh = render_markdown(seed_report("zh", analyzer="heuristic")).split("### ", 1)[0]
+    assert "本报告未使用大模型生成" in zh
+
+
+def test_model_report_names_model_and_token_totals(rendered):
+    assert "🤖 Analysed by gpt-test." in rendered["en"].split("### ", 1)[0]
+    assert "🧮 Tokens used: 1500 prompt + 600 completion = 2100." in rendered["en"].split("### ", 1)[0]
+
+
+def test_fallback_analysis_shows_visible_note():
+    report = seed_report("en")
+    first = report.entries[0]
+    fallback = dataclasses.replace(first.analysis, fallback=True, fallback_reason="timeout",
+                                   model="heuristic")
+    report = dataclasses.replace(report, entries=(ReportEntry(first.commit, fallback), *report.entries[1:]))
+    markdown = render_markdown(report)
+    body = commit_sections(markdown)[f"c-{first.commit.sha[:7]}"]
+    assert "> ⚠️ LLM analysis failed (timeout); heuristic analysis shown." in body
+    assert labels(body) == [t(key, "en") for key in FIELD_KEYS]
+    assert "⚠️ 1 of 15 analyses fell back to heuristics" in markdown.split("### ", 1)[0]
+
+
+# Hostile commit text --------------------------------------------------------------------------
+
+HOSTILE = ("feat: <script>alert(1)</script> | `rm -rf` [click](javascript:alert(1)) "
+           "*bold* _x_ ![i](x) &lt; ~~s~~ #\n"
+           "# Injected heading\n| a | b |\n|---|---|")
+
+
+def hostile_report():
+    commit = make_commit("deadbeefcafe0000000000000000000000000000", "Eve | <b>", "12:00:00", HOSTILE)
+    analysis = make_analysis(
+        "en", "feature", "high",
+        "Summary with <img src=x onerror=alert(1)> and `<kept code>`\n## not a heading",
+        impact_scope=("- nested", "# heading", "1. ordered", "> quote", "[x](javascript:alert(1))"),
+        risks=("line one\nline two",),
+    )
+    return ReportData(repo="ai-dynamo/dynamo", date=DAY, language="en", timezone="Asia/Shanghai",
+                      entries=(ReportEntry(commit, analysis),))
+
+
+def test_hostile_message_cannot_break_table_or_inject():
+    markdown = render_markdown(hostile_report())
+    assert not re.search(r"(?<!\\)<(script|b>|img)", markdown)
+    assert not re.search(r"(?<!\\)\]\(javascript|(?<!\\)\[click|(?<!\\)!\[", markdown)
+    assert "Injected heading" not in markdown  # only the first line of the message is used
+    row = next(line for line in markdown.splitlines() if line.startswith("| 2026"))
+    assert unescaped_pipes(row) == 5
+    heading = next(line for line in markdown.splitlines() if line.startswith("#### "))
+    assert "\\`rm -rf\\`" in heading and "\\*bold\\*" in heading and "\\_x\\_" in heading
+    assert "\\&lt;" in heading and "\\~\\~s\\~\\~ \\#" in heading
+    raw_html = [line for line in markdown.splitlines() if re.search(r"(?<!\\)<", line)]
+    assert all(line.startswith("<a id=") or "`<kept code>`" in line for line in raw_html)
+    headings = [line for line in markdown.splitlines() if line.startswith("#")]
+    assert len(headings) == 7  # title, repo, stats, commits, contents, group, commit
+
+
+def test_hostile_analysis_text_stays_inside_its_field():
+    body = commit_sections(render_markdown(hostile_report()))["c-deadbee"]
+    assert labels(body) == [t(key, "en") for key in FIELD_KEYS]
+    assert "\\<img src=x onerror=alert(1)\\>" in body and "`<kept code>`" in body
+    assert "\\#\\# not a heading" in body
+    for item in ("- \\- nested", "- \\# heading", "- 1\\. ordered", "- \\> quote", "- line one line two"):
+        assert item in body.splitlines()
+
+
+def test_non_http_link_is_not_rendered():
+    commit = dataclasses.replace(make_commit("a" * 40, "Eve", "12:00:00", "x"),
+                                 html_url="javascript:alert(1)")
+    report = ReportData(repo="r", date=DAY, language="en", entries=(ReportEntry(commit, None),))
+    assert "javascript" not in render_markdown(report)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=120), st.text(max_size=30))
+def test_any_message_and_author_stay_in_one_table_row(message, author):
+    commit = dataclasses.replace(make_commit("b" * 40, "x", "12:00:00", message), author_name=author)
+    markdown = render_markdown(ReportData(repo="r", date=DAY, language="en",
+                                          entries=(ReportEntry(commit, None),)))
+    row = next(line for line in markdown.splitlines() if line.startswith("| 2026"))
+    assert unescaped_pipes(row) == 5
+    title_and_author = row.split("](#c-bbbbbbb)")[0]
+    assert unescaped(title_and_author, "<>`*_") == 0
+    assert unescaped(title_and_author, "[]") == 1  # only the link to the commit's section
+    assert len(re.findall(r"^#### ", markdown, flags=re.M)) == 1
+
+
+def test_truncate_keeps_combining_marks_with_their_letter():
+    text = "e" * 58 + "e\u0301" + "tail"
+    assert truncate(text) == "e" * 58 + "…"
+    assert truncate("x" * 60) == "x" * 60
+
+
+# Merges, empty days, failures -----------------------------------------------------------------
+
+def test_merge_commit_listed_not_analysed():
+    merge = make_commit("1234567890abcdef1234567890abcdef12345678", "Bot", "11:00:00",
+                        "Merge pull request #1 from a/b", parents=("a", "b"))
+    report = seed_report("en")
+    report = dataclasses.replace(report, entries=(*report.entries, ReportEntry(merge, None)))
+    assert report.counts()["merge"] == 1 and report.counts()["total"] == 16
+    assert stats_line(report) == "16 commits | 🔴 high 7 | 🟡 medium 4 | 🟢 low 4 | 🔀 merge 1"
+    assert sorted_entries(report)[-1].commit is merge
+    markdown = render_markdown(report)
+    table = [line for line in section(markdown, "🕒") if line.startswith("| 2026")]
+    assert table[0].startswith("| 2026-01-24 11:00:00 | Bot | [Merge pull request \\#1 from a/b](#c-1234567)")
+    merges = "\n".join(section(markdown, "🔀 Merge commits (1)"))
+    assert '<a id="c-1234567"></a>' in merges and "Merge commit: listed, not analysed." in merges
+    assert labels(merges) == [t("report.field.sha", "en")]
+    assert "(#c-1234567)" in "\n".join(section(markdown, "📋"))
+
+
+@pytest.mark.parametrize("lang, stats, empty", [
+    ("en", "0 commits | 🔴 high 0 | 🟡 medium 0 | 🟢 low 0", "No new commits on 2026-01-24."),
+    ("zh", "本日共 0 个提交 | 🔴高 0 | 🟡中 0 | 🟢低 0", "2026-01-24 没有新的提交。"),
+])
+def test_empty_day(lang, stats, empty):
+    markdown = render_markdown(ReportData(repo="ai-dynamo/dynamo", date=DAY, language=lang, entries=()))
+    assert f"> {stats}" in markdown and empty in markdown
+    assert "<a id=" not in markdown and "|---" not in markdown
+
+
+def test_failed_repo_says_so_with_escaped_error():
+    report = ReportData(repo="ai-dynamo/dynamo", date=DAY, language="en", entries=(), status="failed",
+                        error="GitHub said 502 <html>Bad | gateway</html>\nretry later")
+    markdown = render_markdown(report)
+    expected = "GitHub said 502 \\<html\\>Bad \\| gateway\\</html\\> retry later"
+    assert f"> ❌ Fetching commits failed for this day: {expected}" in markdown
+    assert "No new commits" not in markdown and "0 commits" not in markdown
+    zh = render_markdown(dataclasses.replace(report, language="zh", error=None))
+    assert "❌ 本日提交获取失败：未知错误" in zh
+
+
+def test_invalid_report_fields_rejected():
+    with pytest.raises(ValueError):
+        ReportData(repo="r", date=DAY, language="en", entries=(), timezone="Mars/Olympus")
+    with pytest.raises(ValueError):
+        ReportData(repo="r", date=DAY, language="fr", entries=())
+    with pytest.raises(ValueError):
+        ReportData(repo="r", date=DAY, language="en", entries=(), status="maybe")
+
+
+# JSON -----------------------------------------------------------------------------------------
+
+def test_json_round_trip_without_patches(lang):
+    report = seed_report(lang)
+    data = json.loads(json.dumps(render_json(report), ensure_ascii=False))
+    assert data["counts"] == {"total": 15, "high": 7, "medium": 4, "low": 4, "merge": 0}
+    assert data["tokens"] == {"prompt": 1500, "completion": 600, "total": 2100}
+    assert (data["analyzer"], data["status"], data["error"]) == ("gpt-test", "ok", None)
+    first = data["entries"][0]
+    assert (first["anchor"], first["group"]) == ("c-ebde0f6", "high")
+    assert first["local_time"] == "2026-01-24 10:47:00"
+    assert first["commit"]["files"][0]["patch_chars"] == len("@@ -1 +1 @@\n-a\n+b")
+    assert first["commit"]["files"][1]["patch_chars"] is None
+    assert "patch" not in first["commit"]["files"][0]
+    assert {"fallback", "fallback_reason", "prompt_tokens", "completion_tokens"} <= set(first["analysis"])
+    back = report_from_json(data)
+    def without_patches(commit):
+        files = tuple(dataclasses.replace(f, patch=None) for f in commit.files)
+        return dataclasses.replace(commit, files=files)
+
+    stripped = tuple(ReportEntry(without_patches(e.commit), e.analysis) for e in sorted_entries(report))
+    assert back == dataclasses.replace(report, entries=stripped)
+    assert render_markdown(back) == render_markdown(report)
+
+
+def test_json_round_trip_with_patches_and_merge_and_failure():
+    merge = make_commit("1234567890abcdef1234567890abcdef12345678", "Bot", "11:00:00", "Merge",
+                        parents=("a", "b"))
+    report = seed_report("en", status="failed", error="partial: rate limited")
+    report = dataclasses.replace(report, entries=(*report.entries, ReportEntry(merge, None)))
+    data = json.loads(json.dumps(render_json(report, include_patches=True)))
+    assert data["entries"][-1]["analysis"] is None and data["entries"][-1]["group"] == "merge"
+    back = report_from_json(data)
+    assert set(back.entries) == set(report.entries)
+    assert dataclasses.replace(back, entries=report.entries) == report
