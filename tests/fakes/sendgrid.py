@@ -1,0 +1,81 @@
+"""A fake SendGrid v3 API: records /v3/mail/send bodies and answers as SendGrid does.
+
+202 with an empty body and an X-Message-Id header on success; 400 with SendGrid's error shape for
+a body without personalizations; scripted failures (429 with rate-limit headers, 5xx) on demand.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections import deque
+from http.server import BaseHTTPRequestHandler
+
+from .http import FakeServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *_args):
+        pass
+
+    def _reply(self, status: int, body: dict | None = None, headers: dict | None = None) -> None:
+        data = json.dumps(body).encode() if body is not None else b""
+        self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        if data:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self):
+        fake: FakeSendGrid = self.server.fake
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        if self.path != "/v3/mail/send":
+            return self._reply(404, {"errors": [{"message": "Not found", "field": None, "help": None}]})
+        if self.headers.get("Authorization") != f"Bearer {fake.api_key}":
+            return self._reply(401, {"errors": [{"message": "The provided authorization grant is invalid, expired, or revoked",
+                                                 "field": None, "help": None}]})
+        scripted = fake.next_failure()
+        with fake.lock:
+            fake.attempts += 1
+        if scripted is not None:
+            status, headers = scripted
+            return self._reply(status, {"errors": [{"message": "scripted failure", "field": None, "help": None}]}, headers)
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return self._reply(400, {"errors": [{"message": "Bad Request", "field": None, "help": None}]})
+        if not body.get("personalizations"):
+            return self._reply(400, {"errors": [{"message": "The personalizations field is required and must have at least one personalization.",
+                                                 "field": "personalizations", "help": "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html#-Personalizations-Errors"}]})
+        with fake.lock:
+            fake.requests.append(body)
+        self._reply(202, None, {"X-Message-Id": uuid.uuid4().hex[:22]})
+
+
+class FakeSendGrid(FakeServer):
+    def __init__(self, api_key: str = "SG.test-key"):
+        super().__init__(_Handler)
+        self.api_key = api_key
+        self.lock = threading.Lock()
+        self.requests: list[dict] = []
+        self.attempts = 0
+        self._failures: deque = deque()
+
+    def fail_next(self, status: int, count: int = 1, headers: dict | None = None) -> None:
+        """Answer the next `count` sends with `status` (e.g. 429 with Retry-After, 500)."""
+        with self.lock:
+            self._failures.extend([(status, headers or {})] * count)
+
+    def next_failure(self):
+        with self.lock:
+            return self._failures.popleft() if self._failures else None
+
+    def recipients(self) -> list[str]:
+        with self.lock:
+            return [to["email"] for body in self.requests for p in body["personalizations"] for to in p["to"]]

@@ -1,0 +1,125 @@
+"""Mail backends: the outbox, a real SMTP server (aiosmtpd) on loopback, and the fake SendGrid API."""
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Message
+
+from newsletter.errors import DeliveryError
+from newsletter.mailers import OutboxMailer, OutgoingMessage, SendGridMailer, SmtpMailer, clean_header, make_mailer
+
+from .fakes.sendgrid import FakeSendGrid
+
+HOSTILE = "Daily\r\nBcc: victim@example.org\nX-Evil: 1"
+
+
+def _message(**overrides) -> OutgoingMessage:
+    fields = dict(to="reader@example.com", subject="[Repo Daily] 2026-01-24 · 1 repository · 7 high",
+                  html="<p>Hello <b>reader</b></p>", text="Hello reader",
+                  headers={"List-Unsubscribe": "<https://x.example/unsubscribe/t>",
+                           "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+                  custom_args={"delivery_id": "42"})
+    fields.update(overrides)
+    return OutgoingMessage(**fields)
+
+
+def test_clean_header_removes_line_breaks_and_bounds_length():
+    assert clean_header(HOSTILE) == "Daily Bcc: victim@example.org X-Evil: 1"
+    assert "\u2028" not in clean_header("a\u2028b")
+    assert len(clean_header("x" * 500, limit=100)) == 100
+
+
+def test_outbox_writes_one_eml_per_message_with_both_parts(tmp_path):
+    mailer = OutboxMailer(tmp_path, "Repo Daily <news@example.com>")
+    mailer.send(_message())
+    mailer.send(_message(subject=HOSTILE))
+    files = sorted(tmp_path.glob("*.eml"))
+    assert len(files) == 2 and not list(tmp_path.glob("*.tmp"))
+    first = email.message_from_bytes(files[0].read_bytes(), policy=email.policy.default)
+    assert first["From"] == "Repo Daily <news@example.com>"
+    assert first["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert first["X-Repo-Daily-delivery_id"] == "42"
+    assert first.get_body(("plain",)).get_content().strip() == "Hello reader"
+    assert "<b>reader</b>" in first.get_body(("html",)).get_content()
+    second = email.message_from_bytes(files[1].read_bytes(), policy=email.policy.default)
+    assert second["Bcc"] is None and second["X-Evil"] is None
+    assert "\n" not in second["Subject"]
+
+
+class _Recorder(Message):
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def handle_message(self, message):
+        self.messages.append(message)
+
+
+@pytest.fixture
+def smtp_server():
+    handler = _Recorder()
+    with socket.socket() as probe:  # aiosmtpd checks readiness on the port it was given, so not 0
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield controller, handler
+    controller.stop()
+
+
+def test_smtp_delivers_to_a_real_server(smtp_server):
+    controller, handler = smtp_server
+    mailer = SmtpMailer(f"smtp://127.0.0.1:{controller.port}", "news@example.com", timeout=5)
+    mailer.send(_message(subject=HOSTILE))
+    assert len(handler.messages) == 1
+    received = handler.messages[0]
+    assert received["To"] == "reader@example.com"
+    assert received["Bcc"] is None and received["X-Evil"] is None
+    assert received["List-Unsubscribe"] == "<https://x.example/unsubscribe/t>"
+
+
+def test_smtp_unreachable_server_is_a_delivery_error():
+    mailer = SmtpMailer("smtp://127.0.0.1:1", "news@example.com", timeout=2)
+    with pytest.raises(DeliveryError, match="127.0.0.1:1"):
+        mailer.send(_message())
+
+
+def test_smtp_require_starttls_refuses_plain_server(smtp_server):
+    controller, handler = smtp_server
+    mailer = SmtpMailer(f"smtp://127.0.0.1:{controller.port}?starttls=require", "news@example.com", timeout=5)
+    with pytest.raises(DeliveryError, match="STARTTLS"):
+        mailer.send(_message())
+    assert handler.messages == []
+
+
+def test_sendgrid_posts_the_v3_body():
+    with FakeSendGrid() as fake:
+        mailer = SendGridMailer(fake.api_key, "Repo Daily <news@example.com>", host=fake.url)
+        mailer.send(_message(subject=HOSTILE))
+        (body,) = fake.requests
+    assert body["from"] == {"email": "news@example.com", "name": "Repo Daily"}
+    assert body["subject"] == clean_header(HOSTILE)
+    assert [c["type"] for c in body["content"]] == ["text/plain", "text/html"]
+    personalization = body["personalizations"][0]
+    assert personalization["to"] == [{"email": "reader@example.com"}]
+    assert personalization["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert personalization["custom_args"] == {"delivery_id": "42"}
+
+
+def test_sendgrid_refusal_is_a_delivery_error():
+    with FakeSendGrid() as fake:
+        mailer = SendGridMailer("SG.wrong", "news@example.com", host=fake.url)
+        with pytest.raises(DeliveryError, match="401"):
+            mailer.send(_message())
+
+
+def test_make_mailer_picks_the_backend(tmp_path):
+    base = {"MAIL_FROM": "n@example.com", "OUTBOX_DIR": str(tmp_path), "SMTP_URL": "smtp://127.0.0.1:2525",
+            "SMTP_TIMEOUT": 5.0, "SENDGRID_API_KEY": "SG.x", "SENDGRID_API_HOST": "http://127.0.0.1:9"}
+    assert make_mailer({**base, "MAIL_BACKEND": "outbox"}).name == "outbox"
+    assert make_mailer({**base, "MAIL_BACKEND": "smtp"}).port == 2525
+    assert make_mailer({**base, "MAIL_BACKEND": "sendgrid"}).name == "sendgrid"

@@ -1,0 +1,26 @@
+"""The Alembic migrations build exactly the models' schema, and go down and up again."""
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from newsletter import migrate
+from newsletter.db import Base, make_engine
+
+
+def test_migrations_match_the_models(database_url):
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}), Base.metadata)
+    engine.dispose()
+    assert diff == []
+
+
+def test_downgrade_and_upgrade_on_a_fresh_sqlite_file(tmp_path):
+    url = f"sqlite:///{tmp_path / 'm.sqlite3'}"
+    migrate.upgrade(url)
+    heads = migrate.current_heads(url)
+    migrate.downgrade(url, "base")
+    assert migrate.current_heads(url) == set()
+    migrate.upgrade(url)
+    assert migrate.current_heads(url) == heads
