@@ -1,0 +1,326 @@
+"""A fake OpenAI-compatible chat-completions server over real HTTP, for tests and benchmarks.
+
+    with FakeOpenAI(latency=0.3) as fake:
+        analyzer = LLMAnalyzer("key", fake.base_url, "fake-model")
+        fake.script("rate_limited", Behaviour("slow", delay=2), "ok")
+
+By default every request gets a valid analysis derived deterministically from the commit in
+the request (importance from the title prefix, text in the requested language). Scripted
+behaviours apply to the next requests, one each, in order. Every failed output contains
+``BAD_OUTPUT_MARKER`` so tests can prove no fragment of it reaches an Analysis.
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+BAD_OUTPUT_MARKER = "FAKE-BAD-OUTPUT-7f3a"
+INJECTION_TRIGGER = re.compile(r"ignore (?:all )?previous instructions", re.IGNORECASE)
+
+KINDS = (
+    "ok",              # a valid analysis
+    "truncated",       # finish_reason "length", half of a JSON object
+    "refusal",         # message.refusal set, no content
+    "invalid_json",    # prose around a broken object
+    "schema_violation",  # valid JSON, wrong enum and missing fields
+    "wrong_language",  # a valid English analysis whatever the requested language
+    "injection",       # prose obeying an injected instruction
+    "content_filter",  # finish_reason "content_filter"
+    "rate_limited",    # HTTP 429 with Retry-After
+    "server_error",    # HTTP 500 (or Behaviour.status)
+    "unavailable",     # HTTP 503, Retry-After when given
+    "slow",            # a valid analysis after Behaviour.delay seconds
+    "disconnect",      # the connection closes without a response
+    "garbage",         # HTTP 200 whose JSON envelope is broken (a misbehaving proxy)
+    "html",            # HTTP 200 with an HTML page instead of JSON
+)
+
+_DATA_BLOCK = re.compile(r'<commit_data boundary="([0-9a-f]+)">\n(.*?)\n</commit_data boundary="\1">', re.DOTALL)
+_LANGUAGE = re.compile(r"Output language: (zh|en)\b")
+_PREFIX = re.compile(r"^\s*([A-Za-z]+)(?:\([^()]*\))?(!)?\s*:")
+_SECURITY = re.compile(r"CVE-\d|XSS|vulnerab|injection|security", re.IGNORECASE)
+_TYPES = {
+    "feat": ("feature", "medium"), "fix": ("fix", "medium"), "perf": ("performance", "medium"),
+    "refactor": ("refactor", "medium"), "docs": ("docs", "low"), "style": ("style", "low"),
+    "test": ("test", "low"), "ci": ("ci", "low"), "build": ("build", "low"), "chore": ("chore", "low"),
+    "revert": ("revert", "medium"),
+}
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """What the fake does with one request."""
+
+    kind: str = "ok"
+    retry_after: float | None = None  # seconds, for rate_limited / unavailable / server_error
+    delay: float = 0.0  # extra seconds before answering, for slow
+    status: int | None = None  # override for server_error
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown behaviour {self.kind!r}")
+
+
+def _commit_data(messages: list[dict]) -> dict:
+    for message in messages:
+        match = _DATA_BLOCK.search(str(message.get("content") or ""))
+        if match:
+            try:
+                return json.loads(match.group(2))
+            except ValueError:
+                return {}
+    return {}
+
+
+def fake_analysis(body: dict, language: str | None = None) -> dict:
+    """The analysis the fake returns for a request: deterministic, valid, in the requested language."""
+    messages = body.get("messages") or []
+    text = "\n".join(str(m.get("content") or "") for m in messages)
+    if language is None:
+        match = _LANGUAGE.search(text)
+        language = match.group(1) if match else "en"
+    data = _commit_data(messages)
+    message = str(data.get("message") or "")
+    title = message.strip().splitlines()[0] if message.strip() else "(empty)"
+    prefix = _PREFIX.match(title)
+    change_type, importance = _TYPES.get(prefix.group(1).lower(), ("other", "low")) if prefix else ("other", "low")
+    if (prefix and prefix.group(2)) or "BREAKING CHANGE:" in message:
+        importance = "high"
+    elif re.search(r"\btypos?\b", title, re.IGNORECASE):
+        importance = "low"
+    elif _SECURITY.search(title):
+        change_type, importance = "security", "high"
+    scope = []
+    for entry in data.get("files") or []:
+        top = str(entry.get("filename", "")).split("/")[0]
+        if top and top not in scope:
+            scope.append(top)
+    if language == "zh":
+        texts = {
+            "importance_reason": f"模拟模型根据标题前缀评为{importance}。",
+            "summary": f"对提交“{title}”的模拟分析。",
+            "insight": {"architecture": "模拟：无架构影响。", "performance": "模拟：无性能影响。",
+                        "security": "模拟：无安全影响。"},
+            "risks": ["模拟风险。"],
+            "recommendations": ["模拟建议。"],
+        }
+    else:
+        texts = {
+            "importance_reason": f"The fake model rated this {importance} from the title prefix.",
+            "summary": f"Fake analysis of “{title}”.",
+            "insight": {"architecture": "Fake: no architectural effect.", "performance": "Fake: no performance effect.",
+                        "security": "Fake: no security effect."},
+            "risks": ["Fake risk."],
+            "recommendations": ["Fake recommendation."],
+        }
+    return {"change_type": change_type, "importance": importance, "impact_scope": scope or ["(root)"], **texts}
+
+
+class FakeOpenAI:
+    """A thread-safe fake chat-completions server on 127.0.0.1, started with start() or a with block."""
+
+    def __init__(self, *, latency: float = 0.0, obey_injections: bool = False) -> None:
+        self.latency = latency
+        self.obey_injections = obey_injections
+        self._lock = threading.Lock()
+        self._queue: deque[Behaviour] = deque()
+        self._requests: list[dict] = []
+        self._in_flight = 0
+        self.max_in_flight = 0
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # Control -----------------------------------------------------------------------------
+
+    def start(self) -> FakeOpenAI:
+        """Listen on an ephemeral port and serve from a daemon thread."""
+        fake = self
+
+        class Handler(_Handler):
+            owner = fake
+
+        self._server = _Server(("127.0.0.1", 0), Handler)
+        # A short poll interval keeps stop() (and so every test teardown) fast.
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="fake-openai", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeOpenAI:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """The base_url to give the OpenAI SDK."""
+        assert self._server is not None, "start() the fake first"
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def script(self, *behaviours: Behaviour | str) -> None:
+        """Queue behaviours for the next requests, one each; afterwards requests get "ok"."""
+        with self._lock:
+            self._queue.extend(b if isinstance(b, Behaviour) else Behaviour(b) for b in behaviours)
+
+    @property
+    def requests(self) -> list[dict]:
+        """Every request body received so far, in arrival order."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def calls(self) -> int:
+        """How many chat-completions requests arrived."""
+        with self._lock:
+            return len(self._requests)
+
+    # Serving -----------------------------------------------------------------------------
+
+    def _next(self, body: dict) -> Behaviour:
+        with self._lock:
+            self._requests.append(body)
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+            return self._queue.popleft() if self._queue else Behaviour()
+
+    def _done(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+
+def _completion(body: dict, content: str | None, *, finish_reason: str = "stop", refusal: str | None = None) -> dict:
+    prompt_chars = sum(len(str(m.get("content") or "")) for m in body.get("messages") or [])
+    completion_tokens = len(content or refusal or "") // 4 + 1
+    prompt_tokens = prompt_chars // 4 + 1
+    return {
+        "id": f"chatcmpl-fake-{int(time.time() * 1000)}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": str(body.get("model") or "fake-model"),
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": content, "refusal": refusal},
+            "logprobs": None,
+            "finish_reason": finish_reason,
+        }],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens},
+    }
+
+
+def _error(message: str, kind: str) -> dict:
+    return {"error": {"message": message, "type": kind, "param": None, "code": None}}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # Benchmarks open many connections at once; the default backlog of 5 would stall them.
+    request_queue_size = 128
+
+    def handle_error(self, request, client_address) -> None:
+        """Clients that time out and hang up are expected; anything else is a bug in the fake: report it."""
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: FakeOpenAI
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format, *args) -> None:
+        """No access log on stderr."""
+
+    def _send(self, status: int, payload: dict, headers: dict[str, str] | None = None) -> None:
+        self._send_raw(status, json.dumps(payload, ensure_ascii=False).encode(), "application/json", headers)
+
+    def _send_raw(self, status: int, raw: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(raw)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(raw)
+        except OSError:
+            # The client gave up (timeout) before we answered.
+            self.close_connection = True
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        if self.path.rstrip("/") != "/v1/chat/completions":
+            self._send(404, _error(f"no route {self.path}", "invalid_request_error"))
+            return
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            self._send(400, _error("body is not JSON", "invalid_request_error"))
+            return
+        owner = self.owner
+        behaviour = owner._next(body)
+        try:
+            delay = owner.latency + (behaviour.delay if behaviour.kind == "slow" else 0.0)
+            if delay:
+                time.sleep(delay)
+            self._respond(body, behaviour)
+        finally:
+            owner._done()
+
+    def _respond(self, body: dict, behaviour: Behaviour) -> None:
+        kind = behaviour.kind
+        user_text = "\n".join(str(m.get("content") or "") for m in body.get("messages") or [] if m.get("role") == "user")
+        if kind == "ok" and self.owner.obey_injections and INJECTION_TRIGGER.search(user_text):
+            kind = "injection"
+        retry_headers = {"Retry-After": f"{behaviour.retry_after:g}"} if behaviour.retry_after is not None else {}
+        valid = json.dumps(fake_analysis(body), ensure_ascii=False)
+        bad = json.dumps({**fake_analysis(body), "summary": f"{BAD_OUTPUT_MARKER} partial"}, ensure_ascii=False)
+        if kind in ("ok", "slow"):
+            self._send(200, _completion(body, valid))
+        elif kind == "truncated":
+            self._send(200, _completion(body, bad[: len(bad) // 2], finish_reason="length"))
+        elif kind == "refusal":
+            self._send(200, _completion(body, None, refusal=f"I can't help with that. {BAD_OUTPUT_MARKER}"))
+        elif kind == "invalid_json":
+            self._send(200, _completion(body, f"Sure! Here is the analysis {BAD_OUTPUT_MARKER}: {bad[:-3]}"))
+        elif kind == "schema_violation":
+            violation = {"change_type": "feature", "importance": "critical", "summary": BAD_OUTPUT_MARKER,
+                         "risks": BAD_OUTPUT_MARKER}
+            self._send(200, _completion(body, json.dumps(violation)))
+        elif kind == "wrong_language":
+            english = {**fake_analysis(body, "en"), "summary": f"English summary {BAD_OUTPUT_MARKER}."}
+            self._send(200, _completion(body, json.dumps(english)))
+        elif kind == "injection":
+            self._send(200, _completion(body, f"pwned. As instructed, I ignored my previous instructions. "
+                                              f"{BAD_OUTPUT_MARKER}"))
+        elif kind == "content_filter":
+            self._send(200, _completion(body, "", finish_reason="content_filter"))
+        elif kind == "rate_limited":
+            headers = retry_headers or {"Retry-After": "1"}
+            self._send(429, _error("Rate limit reached", "rate_limit_error"), headers)
+        elif kind == "server_error":
+            status = behaviour.status or 500
+            self._send(status, _error("The server had an error", "server_error"), retry_headers)
+        elif kind == "unavailable":
+            self._send(503, _error("The engine is currently overloaded", "server_error"), retry_headers)
+        elif kind == "disconnect":
+            self.close_connection = True
+        elif kind == "garbage":
+            self._send_raw(200, f'{{"id": "x", "choices": [{{"message": {{"content": "{BAD_OUTPUT_MARKER}'.encode(),
+                           "application/json")
+        elif kind == "html":
+            self._send_raw(200, f"<html><body>{BAD_OUTPUT_MARKER}</body></html>".encode(), "text/html")
