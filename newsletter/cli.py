@@ -87,10 +87,146 @@ def subscribe_command(email, repos, language, confirmed):
         click.echo(f"confirmation email sent to {subscriber.email} through {config['MAIL_BACKEND']}")
 
 
+_DATE = click.DateTime(formats=["%Y-%m-%d"])
+
+
+@click.command("run-daily")
+@click.option("--date", "day", type=_DATE, help="Report date (default: yesterday in DIGEST_TIMEZONE). "
+              "A past date is a backfill: that day's commits, the watermark stays.")
+@click.option("--sync", is_flag=True, help="Run to the end in the foreground instead of enqueueing RQ jobs.")
+@click.option("--retry-fallbacks", is_flag=True, help="Ask the model again for the day's flagged fallback analyses.")
+@with_appcontext
+def run_daily_command(day, sync, retry_fallbacks):
+    """Trigger the daily run: fetch, analyse and report every watched repository."""
+    from . import daily
+
+    config = current_app.config
+    session = _db().session()
+    when = day.date() if day else None
+    try:
+        if retry_fallbacks:
+            if when is None:
+                raise click.UsageError("--retry-fallbacks needs --date")
+            services = daily.make_services(config)
+            try:
+                result = daily.retry_fallbacks(session, services, when)
+            finally:
+                services.close()
+            click.echo(f"{result['date']}: {result['retried']} fallback analyses retried, "
+                       f"{result['still_fallback']} still fall back")
+            return
+        if not sync:
+            from jobs.daily import start_daily
+
+            click.echo(start_daily(when.isoformat() if when else None, trigger="manual"))
+            return
+        services = daily.make_services(config)
+        try:
+            with click.progressbar(length=1, label="daily run", file=sys.stderr, show_pos=True) as bar:
+                def progress(message, done, total):
+                    bar.length = total
+                    bar.label = message[:60]
+                    bar.update(1)
+
+                summary = daily.run_sync(session, services, when, trigger="manual", progress=progress)
+        finally:
+            services.close()
+    except ValidationError as exc:
+        raise click.UsageError(str(exc)) from None
+    if summary is None:
+        click.echo(f"the run for {(when or daily.resolve_day(None, config['DIGEST_TIMEZONE'])[0])} "
+                   "has already been made; nothing to do")
+        return
+    click.echo(f"{summary['date']}: {summary['ok']}/{summary['repositories']} repositories reported, "
+               f"{summary['new_commits']} new commits, {summary['github_requests']} GitHub requests, "
+               f"{summary['llm_calls']} LLM calls")
+    for name, error in summary["failed"].items():
+        click.echo(f"  failed: {name}: {error}", err=True)
+
+
+@click.command("report")
+@click.argument("repo")
+@click.option("--date", "day", type=_DATE, required=True)
+@click.option("--lang", "language", type=click.Choice(["zh", "en"]), default=None,
+              help="Default: English if there is an English report, else the one there is.")
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@with_appcontext
+def report_command(repo, day, language, fmt):
+    """Print the daily report of REPO (owner/name) for --date."""
+    import json
+
+    from sqlalchemy import select
+
+    from .daily import is_local_repository
+    from .models import Report, Repository
+    from .validation import parse_repo
+
+    session = _db().session()
+    try:
+        name = repo if is_local_repository(repo) else parse_repo(repo)
+    except ValidationError as exc:
+        raise click.UsageError(str(exc)) from None
+    repository = session.scalar(select(Repository).where(Repository.name == name))
+    reports = {} if repository is None else {r.language: r for r in session.scalars(
+        select(Report).where(Report.repository_id == repository.id, Report.date == day.date()))}
+    if not reports:
+        raise click.ClickException(f"no report for {name} on {day.date()}; run `newsletter run-daily --date "
+                                   f"{day.date()} --sync` first")
+    if language is None:
+        language = "en" if "en" in reports else sorted(reports)[0]
+    if language not in reports:
+        raise click.ClickException(f"no {language} report for {name} on {day.date()} "
+                                   f"(there is: {', '.join(sorted(reports))})")
+    report = reports[language]
+    if fmt == "json":
+        click.echo(json.dumps(report.data, ensure_ascii=False, indent=2))
+    else:
+        click.echo(report.markdown)
+
+
+@click.command("worker")
+@click.argument("queues", nargs=-1)
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@with_appcontext
+def worker_command(queues, burst):
+    """Start an RQ worker (with its scheduler) on the analysis, email and default queues."""
+    import redis
+    from rq import Queue, Worker
+
+    connection = redis.Redis.from_url(current_app.config["REDIS_URL"])
+    names = queues or ("analysis", "email", "default")
+    worker = Worker([Queue(n, connection=connection) for n in names], connection=connection)
+    worker.work(with_scheduler=True, burst=burst, logging_level=current_app.config["LOG_LEVEL"])
+
+
+@click.command("scheduler")
+@with_appcontext
+def scheduler_command():
+    """Start `rq cron` with the schedule in jobs/schedule.py (the daily run at DIGEST_CRON)."""
+    import os
+    import time
+    from pathlib import Path
+
+    import redis
+    from rq.cron import CronScheduler
+
+    import jobs
+
+    # Read cron in UTC whatever the host's zone; jobs/schedule.py widens DIGEST_CRON to match.
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    connection = redis.Redis.from_url(current_app.config["REDIS_URL"])
+    scheduler = CronScheduler(connection=connection, logging_level=current_app.config["LOG_LEVEL"])
+    scheduler.load_config_from_file(str(Path(jobs.__file__).resolve().parent / "schedule.py"))
+    click.echo(f"scheduler: {current_app.config['DIGEST_CRON']} in {current_app.config['DIGEST_TIMEZONE']}")
+    scheduler.start()
+
+
 def register(app) -> None:
     """Attach the commands to app.cli, so `flask --app wsgi ...` has them too."""
-    app.cli.add_command(db_group)
-    app.cli.add_command(subscribe_command)
+    for command in (db_group, subscribe_command, run_daily_command, report_command, worker_command,
+                    scheduler_command):
+        app.cli.add_command(command)
 
 
 def _create_app():

@@ -46,7 +46,7 @@ class CommitRecord:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "CommitRecord":
+    def from_dict(cls, data: dict) -> CommitRecord:
         return cls(
             sha=data["sha"],
             author_name=data["author_name"],

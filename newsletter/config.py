@@ -45,6 +45,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_CONTENT_LENGTH", "65536", "Largest request body accepted, in bytes; larger gets 413.", "int"),
     Setting("TRUSTED_PROXIES", "0", "Number of reverse proxies in front of the site whose X-Forwarded-* headers are trusted.", "int"),
     Setting("LOG_LEVEL", "INFO", "Python logging level."),
+    # The daily analysis
+    Setting("GITHUB_API_URL", "https://api.github.com", "GitHub REST API base URL (GitHub Enterprise: https://HOST/api/v3)."),
+    Setting("GITHUB_TOKEN", None, "GitHub token; optional, raises the rate limit from 60 to 5,000 requests an hour."),
+    Setting("OPENAI_API_KEY", None, "Key for the OpenAI-compatible server. With neither it nor OPENAI_BASE_URL set, the heuristic analyzer is used."),
+    Setting("OPENAI_BASE_URL", None, "Any OpenAI-compatible server (OpenAI, vLLM, Ollama: http://localhost:11434/v1)."),
+    Setting("OPENAI_MODEL", "gpt-4o-mini", "Model name sent to the server; part of the analysis cache key."),
+    Setting("LLM_CONCURRENCY", "8", "LLM calls in flight at once for a repository (and for a whole --sync run).", "int"),
+    Setting("LLM_TIMEOUT", "60", "Seconds before one LLM call is abandoned and retried.", "float"),
+    Setting("LLM_MAX_RETRIES", "3", "Retries of one commit's LLM call before the heuristic analysis stands in (flagged).", "int"),
+    Setting("DIFF_TOKEN_BUDGET", "6000", "Tokens of diff put into one commit's prompt; the prompt says what was cut.", "int"),
+    Setting("BOT_LOGINS", "dependabot[bot],renovate[bot],github-actions[bot],pre-commit-ci[bot]", "Comma-separated logins whose commits get a one-line analysis instead of an LLM call (any login ending in [bot] counts too)."),
+    Setting("DIGEST_CRON", "0 7 * * *", "When the daily run fires (cron syntax), in DIGEST_TIMEZONE."),
+    Setting("DIGEST_TIMEZONE", "UTC", "IANA time zone of DIGEST_CRON and of report days (a report day is a calendar day in this zone)."),
+    Setting("JOB_TIMEOUT", "1800", "Seconds an RQ repository job may run.", "int"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -93,6 +107,16 @@ def load_config(environ: Mapping[str, str] | None = None, instance_path: str | o
         raise ConfigError(f"BASE_URL must start with http:// or https://, got {config['BASE_URL']!r}")
     if config["MAIL_BACKEND"] not in ("outbox", "smtp", "sendgrid"):
         raise ConfigError(f"MAIL_BACKEND must be outbox, smtp or sendgrid, got {config['MAIL_BACKEND']!r}")
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(config["DIGEST_TIMEZONE"])
+    except (KeyError, ValueError):
+        raise ConfigError(f"DIGEST_TIMEZONE {config['DIGEST_TIMEZONE']!r} is not an IANA time zone") from None
+    from croniter import croniter
+
+    if not croniter.is_valid(config["DIGEST_CRON"]):
+        raise ConfigError(f"DIGEST_CRON {config['DIGEST_CRON']!r} is not a valid cron expression")
     if config["MAIL_BACKEND"] == "sendgrid" and not config["SENDGRID_API_KEY"]:
         raise ConfigError("MAIL_BACKEND=sendgrid needs SENDGRID_API_KEY")
     return config

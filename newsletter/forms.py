@@ -2,12 +2,28 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, FieldList, Form, FormField, HiddenField, SelectField, StringField, SubmitField
+from wtforms import (
+    BooleanField,
+    FieldList,
+    Form,
+    FormField,
+    HiddenField,
+    SelectField,
+    StringField,
+    SubmitField,
+)
 
 from .errors import ValidationError
 from .i18n import t
 from .models import Threshold
-from .validation import MAX_REPOS, check_repo_list, normalize_email, parse_language, parse_repo, parse_threshold
+from .validation import (
+    MAX_REPOS,
+    check_repo_list,
+    normalize_email,
+    parse_language,
+    parse_repo,
+    parse_threshold,
+)
 
 THRESHOLDS = [t.value for t in Threshold]
 
@@ -51,10 +67,10 @@ class _RepoForm(FlaskForm):
             return None
 
     def ensure_rows(self, extra: int = 0) -> None:
-        """Keep at least one empty row to type into, plus `extra` more (up to MAX_REPOS)."""
+        """Add `extra` rows, and keep at least one empty row to type into (up to MAX_REPOS rows)."""
         filled = sum(1 for row in self.repos if (row.repo.data or "").strip())
-        empty = len(self.repos) - filled
-        for _ in range(max(0, 1 + extra - empty)):
+        wanted = extra + (1 if filled == len(self.repos) and not extra else 0)
+        for _ in range(wanted):
             if len(self.repos) >= MAX_REPOS:
                 break
             self.repos.append_entry()

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Integer,
@@ -122,3 +123,141 @@ class SignupRequest(Base):
     note: Mapped[str | None] = mapped_column(Text)
 
     subscriber: Mapped[Subscriber] = relationship()
+
+
+# The daily analysis ---------------------------------------------------------------------------
+
+class Repository(Base):
+    """A watched repository (owner/name on GitHub, or a local git path) and its watermark.
+
+    The watermark is the head of the default branch that the last daily report covered; the next
+    report takes every commit reachable from the new head and not from it.
+    """
+
+    __tablename__ = "repository"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(500), nullable=False, unique=True)
+    default_branch: Mapped[str | None] = mapped_column(String(255))
+    watermark_sha: Mapped[str | None] = mapped_column(String(64))
+    watermark_date: Mapped[date | None] = mapped_column(Date)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class Commit(Base):
+    """A fetched commit; `record` is the CommitRecord as JSON (patches capped), kept for re-analysis."""
+
+    __tablename__ = "repo_commit"
+    __table_args__ = (UniqueConstraint("repository_id", "sha", name="uq_commit_repository_sha"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repository.id", ondelete="CASCADE"), nullable=False)
+    sha: Mapped[str] = mapped_column(String(64), nullable=False)
+    committed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    record: Mapped[dict] = mapped_column(JSON, nullable=False)
+    # The report day this commit belongs to; set once, so no commit appears in two reports.
+    report_date: Mapped[date | None] = mapped_column(Date, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class CommitAnalysis(Base):
+    """One commit analysed in one language by one model and prompt version: computed once, reused."""
+
+    __tablename__ = "commit_analysis"
+    __table_args__ = (UniqueConstraint("commit_id", "language", "model", "prompt_version", name="uq_analysis_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    commit_id: Mapped[int] = mapped_column(ForeignKey("repo_commit.id", ondelete="CASCADE"), nullable=False)
+    language: Mapped[str] = mapped_column(String(5), nullable=False)
+    model: Mapped[str] = mapped_column(String(200), nullable=False)
+    prompt_version: Mapped[str] = mapped_column(String(20), nullable=False)
+    analysis: Mapped[dict] = mapped_column(JSON, nullable=False)
+    fallback: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class ReportStatus(str, enum.Enum):
+    OK = "ok"
+    FAILED = "failed"
+
+
+class Report(Base):
+    """The daily report of one repository in one language, computed once and shared by every subscriber."""
+
+    __tablename__ = "report"
+    __table_args__ = (UniqueConstraint("repository_id", "date", "language", name="uq_report_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repository.id", ondelete="CASCADE"), nullable=False)
+    date: Mapped[date] = mapped_column(Date, nullable=False, index=True)
+    language: Mapped[str] = mapped_column(String(5), nullable=False)
+    status: Mapped[ReportStatus] = mapped_column(_enum(ReportStatus, "report_status"), nullable=False)
+    analyzer: Mapped[str] = mapped_column(String(200), nullable=False)
+    data: Mapped[dict] = mapped_column(JSON, nullable=False)  # report_render.render_json
+    markdown: Mapped[str] = mapped_column(Text, nullable=False)
+    total: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    high: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    medium: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    low: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+    repository: Mapped[Repository] = relationship()
+
+
+class RunStatus(str, enum.Enum):
+    """running → finished (every repository job finished or failed)."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+
+
+class DailyRun(Base):
+    """One row per report date: the guard that makes a second trigger for the same day do nothing.
+
+    Kept in the database because RQ forgets finished job ids after their result TTL and two
+    `rq cron` processes may both enqueue.
+    """
+
+    __tablename__ = "daily_run"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    date: Mapped[date] = mapped_column(Date, nullable=False, unique=True)
+    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "run_status"), nullable=False, default=RunStatus.RUNNING)
+    trigger: Mapped[str] = mapped_column(String(20), nullable=False)  # cron | manual
+    backfill: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RepoRunStatus(str, enum.Enum):
+    PENDING = "pending"
+    OK = "ok"
+    FAILED = "failed"
+
+
+class RepoRun(Base):
+    """One repository's part of a daily run."""
+
+    __tablename__ = "repo_run"
+    __table_args__ = (UniqueConstraint("run_id", "repository_id", name="uq_repo_run"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("daily_run.id", ondelete="CASCADE"), nullable=False)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repository.id", ondelete="CASCADE"), nullable=False)
+    status: Mapped[RepoRunStatus] = mapped_column(_enum(RepoRunStatus, "repo_run_status"), nullable=False,
+                                                  default=RepoRunStatus.PENDING)
+    error: Mapped[str | None] = mapped_column(Text)
+    new_commits: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    github_requests: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    llm_calls: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    repository: Mapped[Repository] = relationship()
+    run: Mapped[DailyRun] = relationship()

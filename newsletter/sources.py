@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -363,7 +363,7 @@ class GitSource:
             sha=sha_,
             author_name=author,
             author_login=None,
-            committed_at=datetime.fromisoformat(date).astimezone(timezone.utc),
+            committed_at=datetime.fromisoformat(date).astimezone(UTC),
             message=message.rstrip("\n"),
             html_url=self.web_url.format(sha=sha_) if self.web_url else "",
             parents=parent_list,
@@ -511,7 +511,7 @@ def _parse_time(text: str, what: str) -> datetime:
         raise SourceError(f"Unexpected GitHub response for {what}: bad timestamp {text!r}") from None
     if moment.tzinfo is None:
         raise SourceError(f"Unexpected GitHub response for {what}: timestamp {text!r} has no time zone")
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def _commit_record(data: Any, what: str) -> CommitRecord:
@@ -558,7 +558,7 @@ def _retry_after_seconds(value: str) -> float:
         moment = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return SECONDARY_RATE_LIMIT_WAIT
-    return max((moment - datetime.now(timezone.utc)).total_seconds(), 0.0)
+    return max((moment - datetime.now(UTC)).total_seconds(), 0.0)
 
 
 def _check_window(start: datetime, end: datetime) -> None:
@@ -570,8 +570,8 @@ def _check_window(start: datetime, end: datetime) -> None:
 
 def _github_time(moment: datetime, rounding: Callable[[float], int]) -> str:
     stamp = rounding(moment.timestamp())
-    return datetime.fromtimestamp(stamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _git_time(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")

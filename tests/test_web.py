@@ -81,7 +81,12 @@ def test_add_row_button_keeps_input_and_adds_a_row(client):
         data[f"repos-{i}-threshold"] = "low"
     html = client.post("/", data=data).get_data(as_text=True)
     assert 'value="x@example.com"' in html and 'value="owner/repo2"' in html
-    assert 'name="repos-4-repo"' in html  # three filled rows, one that was empty, one new
+    assert 'name="repos-3-repo"' in html and 'name="repos-4-repo"' not in html  # three filled rows, one new
+    # One filled row of three: the button still adds a row.
+    data = {"csrf_token": csrf_token(page), "email": "", "language": "en", "add_row": "1",
+            "repos-0-repo": "rq/rq", "repos-1-repo": "", "repos-2-repo": ""}
+    html = client.post("/", data=data).get_data(as_text=True)
+    assert 'name="repos-3-repo"' in html and "error" not in html.split("<main>")[1].split("</main>")[0]
 
 
 def test_at_most_fifty_repositories(client, session):

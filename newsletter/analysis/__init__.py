@@ -56,7 +56,7 @@ class Analysis:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Analysis":
+    def from_dict(cls, data: dict) -> Analysis:
         return cls(
             change_type=data["change_type"],
             importance=Importance(data["importance"]),

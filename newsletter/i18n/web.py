@@ -93,6 +93,8 @@ CATALOG: dict[str, dict[str, str]] = {
                                  "zh": "{email} 曾退信或投诉，无法再次订阅。"},
     "error.preferences_unsubscribed": {"en": "This address is unsubscribed; subscribe again from the home page.",
                                        "zh": "该地址已退订；请在首页重新订阅。"},
+    "error.date_not_over": {"en": "{day} is not over yet in DIGEST_TIMEZONE; the latest report date is {last}.",
+                            "zh": "{day} 在 DIGEST_TIMEZONE 时区尚未结束；最新的报告日期是 {last}。"},
     # Confirmation email
     "mail.confirm.subject": {"en": "[Repo Daily] Confirm your subscription", "zh": "[Repo Daily] 请确认你的订阅"},
     "mail.confirm.heading": {"en": "Confirm your subscription", "zh": "确认你的订阅"},

@@ -176,6 +176,11 @@ class FakeOpenAI:
         with self._lock:
             self._queue.extend(b if isinstance(b, Behaviour) else Behaviour(b) for b in behaviours)
 
+    def clear_script(self) -> None:
+        """Drop the behaviours not used yet: every next request gets "ok"."""
+        with self._lock:
+            self._queue.clear()
+
     @property
     def requests(self) -> list[dict]:
         """Every request body received so far, in arrival order."""

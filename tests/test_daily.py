@@ -1,0 +1,255 @@
+"""The daily run against the fake GitHub and fake OpenAI servers, on the real database."""
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from newsletter import daily, subscriptions
+from newsletter.errors import ValidationError
+from newsletter.models import Commit, CommitAnalysis, DailyRun, Report, Repository, Threshold
+
+from .fakes.github import FakeGitHub
+from .fakes.openai import Behaviour, FakeOpenAI
+from .fakes.seed_day import SEED_COMMITS, SEED_DATE, SEED_REPO, load_into
+
+# "Now" for the run: the morning after the seed day, so the seed day is the default report date.
+SEED_NOW = datetime(2026, 1, 25, 7, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def github():
+    with FakeGitHub() as fake:
+        yield fake
+
+
+@pytest.fixture
+def llm():
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture
+def config(config, github):
+    config["GITHUB_API_URL"] = github.url
+    return config
+
+
+def _subscribe(session, email, repo, threshold="low", lang="en"):
+    subscriptions.subscribe_confirmed(session, email, [(repo, Threshold(threshold))], lang)
+    session.commit()
+
+
+def _services(app, llm=None, **overrides):
+    config = dict(app.config)
+    if llm is not None:
+        config.update(OPENAI_BASE_URL=llm.base_url, OPENAI_API_KEY="sk-test", OPENAI_MODEL="test-model")
+    return daily.make_services(config, **overrides)
+
+
+def _run(app, session, services, day=None, now=SEED_NOW):
+    return daily.run_sync(session, services, day, now=now)
+
+
+def _report(session, repo, day, lang="en"):
+    session.expire_all()
+    return session.scalar(select(Report).join(Repository).where(
+        Repository.name == repo, Report.date == day, Report.language == lang))
+
+
+def test_seed_day_first_run_with_heuristic(app, session, github):
+    load_into(github)
+    _subscribe(session, "a@example.com", SEED_REPO)
+    services = _services(app)
+    summary = _run(app, session, services)
+    assert summary["date"] == "2026-01-24" and summary["ok"] == 1 and summary["new_commits"] == 15
+    assert summary["llm_calls"] == 0
+    report = _report(session, SEED_REPO, SEED_DATE)
+    assert report.total == 15 and report.high + report.medium + report.low == 15
+    assert report.analyzer == "heuristic"
+    assert "15 commits" in report.markdown
+    data = report.data
+    assert {e["commit"]["sha"] for e in data["entries"]} == {c.sha for c in SEED_COMMITS}
+    # The typo fix of the seed, which the original report rated high, is low here.
+    typo = next(e for e in data["entries"] if "#5607" in e["commit"]["message"])
+    assert typo["analysis"]["importance"] == "low"
+    repository = session.scalar(select(Repository).where(Repository.name == SEED_REPO))
+    assert repository.watermark_sha == SEED_COMMITS[-1].sha
+
+
+def test_report_command_prints_markdown_and_json(app, session, github, runner):
+    load_into(github)
+    _subscribe(session, "a@example.com", SEED_REPO, lang="zh")
+    _run(app, session, _services(app))
+    md = runner.invoke(args=["report", SEED_REPO, "--date", "2026-01-24", "--lang", "zh"])
+    assert md.exit_code == 0, md.output
+    assert "本日共 15 个提交" in md.output and "ebde0f6" in md.output
+    js = runner.invoke(args=["report", SEED_REPO, "--date", "2026-01-24", "--format", "json"])
+    assert js.exit_code == 0
+    data = json.loads(js.output)
+    assert data["language"] == "zh" and len(data["entries"]) == 15
+    missing = runner.invoke(args=["report", "rq/rq", "--date", "2026-01-24"])
+    assert missing.exit_code == 1 and "no report for rq/rq" in missing.output
+
+
+def test_llm_analysis_once_per_language_and_cached(app, session, github, llm):
+    load_into(github)
+    _subscribe(session, "en@example.com", SEED_REPO, lang="en")
+    _subscribe(session, "zh@example.com", SEED_REPO, lang="zh")
+    _subscribe(session, "en2@example.com", SEED_REPO, lang="en", threshold="high")
+    services = _services(app, llm)
+    summary = _run(app, session, services)
+    assert summary["llm_calls"] == 30 == llm.calls  # 15 commits × 2 languages, not × 3 subscribers
+    assert session.scalar(select(func.count()).select_from(CommitAnalysis)) == 30
+    for request in llm.requests:
+        assert request["response_format"]["type"] == "json_schema"
+    en, zh = _report(session, SEED_REPO, SEED_DATE, "en"), _report(session, SEED_REPO, SEED_DATE, "zh")
+    assert en.analyzer == zh.analyzer == "test-model"
+    assert en.prompt_tokens > 0 and en.data["tokens"]["prompt"] == en.prompt_tokens
+    # Re-running the backfill of the same day: the guard does nothing, and no LLM call is made.
+    assert _run(app, session, services, SEED_DATE) is None
+    assert llm.calls == 30
+
+
+def test_second_trigger_does_nothing(app, session, github):
+    load_into(github)
+    _subscribe(session, "a@example.com", SEED_REPO)
+    services = _services(app)
+    assert _run(app, session, services) is not None
+    requests = len(github.requests)
+    assert _run(app, session, services) is None
+    assert len(github.requests) == requests
+    assert session.scalar(select(func.count()).select_from(DailyRun)) == 1
+
+
+def test_watermark_next_day_takes_late_pushed_commit_with_old_date(app, session, github):
+    load_into(github)
+    _subscribe(session, "a@example.com", SEED_REPO)
+    services = _services(app)
+    _run(app, session, services)
+    # Next day: two new commits, one of them authored and committed two days earlier (pushed late).
+    old = github.add_commit(SEED_REPO, "fix: old local commit pushed late", date=datetime(2026, 1, 23, 9, tzinfo=UTC),
+                            committer_date=datetime(2026, 1, 23, 9, tzinfo=UTC))
+    new = github.add_commit(SEED_REPO, "feat: a new thing", date=datetime(2026, 1, 25, 9, tzinfo=UTC),
+                            committer_date=datetime(2026, 1, 25, 9, tzinfo=UTC))
+    summary = _run(app, session, services, now=SEED_NOW + timedelta(days=1))
+    assert summary["date"] == "2026-01-25" and summary["new_commits"] == 2
+    shas = {e["commit"]["sha"] for e in _report(session, SEED_REPO, date(2026, 1, 25)).data["entries"]}
+    assert shas == {old, new}
+    # Budget: repo + branch + one compare page + one detail per new commit.
+    assert summary["github_requests"] == 2 + 1 + 2
+
+
+def test_force_push_dropping_the_watermark(app, session, github):
+    load_into(github)
+    _subscribe(session, "a@example.com", SEED_REPO)
+    services = _services(app)
+    _run(app, session, services)
+    # Rewrite history: the last two seed commits are replaced by one new commit.
+    base = SEED_COMMITS[-3].sha
+    rewritten = github.add_commit(SEED_REPO, "feat: rewritten history", parents=(base,),
+                                  date=datetime(2026, 1, 25, 8, tzinfo=UTC), move_branch=False)
+    github.set_branch(SEED_REPO, "main", rewritten)
+    summary = _run(app, session, services, now=SEED_NOW + timedelta(days=1))
+    entries = _report(session, SEED_REPO, date(2026, 1, 25)).data["entries"]
+    assert [e["commit"]["sha"] for e in entries] == [rewritten]
+    assert summary["new_commits"] == 1
+
+
+def test_empty_day(app, session, github):
+    load_into(github)
+    _subscribe(session, "a@example.com", SEED_REPO)
+    services = _services(app)
+    _run(app, session, services)
+    summary = _run(app, session, services, now=SEED_NOW + timedelta(days=1))
+    report = _report(session, SEED_REPO, date(2026, 1, 25))
+    assert summary["new_commits"] == 0 and report.total == 0
+    assert "0 commits" in report.markdown
+
+
+def test_backfill_never_moves_the_watermark(app, session, github):
+    load_into(github)
+    _subscribe(session, "a@example.com", SEED_REPO)
+    services = _services(app)
+    _run(app, session, services, now=SEED_NOW + timedelta(days=3))  # first run, for 2026-01-27: empty window
+    repository = session.scalar(select(Repository).where(Repository.name == SEED_REPO))
+    watermark = repository.watermark_sha
+    summary = _run(app, session, services, day=SEED_DATE, now=SEED_NOW + timedelta(days=3))
+    assert summary["backfill"] is True and summary["new_commits"] == 15
+    session.expire_all()
+    assert session.get(Repository, repository.id).watermark_sha == watermark
+    assert _report(session, SEED_REPO, SEED_DATE).total == 15
+
+
+def test_future_date_is_refused(app, session):
+    with pytest.raises(ValidationError, match="not over"):
+        daily.resolve_day(date(2026, 1, 26), "UTC", SEED_NOW)
+
+
+def test_missing_repository_fails_alone(app, session, github):
+    load_into(github)
+    _subscribe(session, "a@example.com", SEED_REPO)
+    _subscribe(session, "b@example.com", "ghost/missing")
+    summary = _run(app, session, _services(app))
+    assert summary["ok"] == 1 and "ghost/missing" in summary["failed"]
+    assert "not found" in summary["failed"]["ghost/missing"].lower()
+    failed = _report(session, "ghost/missing", SEED_DATE)
+    assert failed.status.value == "failed" and "ghost/missing" in failed.markdown
+    assert _report(session, SEED_REPO, SEED_DATE).total == 15
+
+
+def test_llm_failure_falls_back_flagged_and_retry_fallbacks(app, session, github, llm, runner):
+    load_into(github)
+    _subscribe(session, "a@example.com", SEED_REPO)
+    llm.script(*[Behaviour("server_error")] * 200)
+    services = _services(app, llm, max_retries=1, sleep=lambda _s: None)
+    _run(app, session, services)
+    rows = list(session.scalars(select(CommitAnalysis)))
+    assert len(rows) == 15 and all(r.fallback for r in rows)
+    report = _report(session, SEED_REPO, SEED_DATE)
+    assert "heuristic analysis shown" in report.markdown
+    # A later run does not recompute them ...
+    calls = llm.calls
+    _run(app, session, services, now=SEED_NOW + timedelta(days=1))
+    assert llm.calls == calls
+    # ... but --retry-fallbacks asks again once the model is back.
+    llm.clear_script()
+    result = daily.retry_fallbacks(session, _services(app, llm), SEED_DATE)
+    assert result == {"date": "2026-01-24", "retried": 15, "still_fallback": 0}
+    report = _report(session, SEED_REPO, SEED_DATE)
+    assert "heuristic analysis shown" not in report.markdown and report.prompt_tokens > 0
+
+
+def test_merge_commit_shown_not_analysed(app, session, github, llm):
+    load_into(github)
+    _subscribe(session, "a@example.com", SEED_REPO)
+    services = _services(app, llm)
+    _run(app, session, services)
+    side = github.add_commit(SEED_REPO, "feat: on a branch", parents=(SEED_COMMITS[-2].sha,),
+                             date=datetime(2026, 1, 25, 8, tzinfo=UTC), move_branch=False)
+    head = github.head(SEED_REPO)
+    merge = github.add_commit(SEED_REPO, "Merge pull request #1 from x/branch", parents=(head, side),
+                              date=datetime(2026, 1, 25, 9, tzinfo=UTC), committer_date=datetime(2026, 1, 25, 9, tzinfo=UTC))
+    calls = llm.calls
+    _run(app, session, services, now=SEED_NOW + timedelta(days=1))
+    assert llm.calls - calls == 1  # the branch commit only
+    entries = {e["commit"]["sha"]: e for e in _report(session, SEED_REPO, date(2026, 1, 25)).data["entries"]}
+    assert entries[merge]["analysis"] is None and entries[side]["analysis"] is not None
+
+
+def test_commit_in_one_report_only(app, session, github):
+    load_into(github)
+    _subscribe(session, "a@example.com", SEED_REPO)
+    services = _services(app)
+    _run(app, session, services, now=SEED_NOW + timedelta(days=2))  # first run, 2026-01-26: nothing that day
+    late = github.add_commit(SEED_REPO, "fix: pushed late", date=datetime(2026, 1, 24, 12, tzinfo=UTC))
+    _run(app, session, services, now=SEED_NOW + timedelta(days=3))  # 2026-01-27 takes the late commit
+    assert [e["commit"]["sha"] for e in _report(session, SEED_REPO, date(2026, 1, 27)).data["entries"]] == [late]
+    # Backfilling its committer day leaves it where it was reported.
+    _run(app, session, services, day=SEED_DATE, now=SEED_NOW + timedelta(days=3))
+    shas = {e["commit"]["sha"] for e in _report(session, SEED_REPO, SEED_DATE).data["entries"]}
+    assert shas == {c.sha for c in SEED_COMMITS}
+    counts = dict(session.execute(select(Commit.report_date, func.count()).group_by(Commit.report_date)).all())
+    assert counts == {SEED_DATE: 15, date(2026, 1, 27): 1}
