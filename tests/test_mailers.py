@@ -10,7 +10,14 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message
 
 from newsletter.errors import DeliveryError
-from newsletter.mailers import OutboxMailer, OutgoingMessage, SendGridMailer, SmtpMailer, clean_header, make_mailer
+from newsletter.mailers import (
+    OutboxMailer,
+    OutgoingMessage,
+    SendGridMailer,
+    SmtpMailer,
+    clean_header,
+    make_mailer,
+)
 
 from .fakes.sendgrid import FakeSendGrid
 

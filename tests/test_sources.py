@@ -5,7 +5,7 @@ import itertools
 import os
 import re
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from newsletter.sources import GitHubSource, GitSource, RepoInfo
 from tests.fakes.github import FakeFile, FakeGitHub
 from tests.fakes.seed_day import SEED_BASE_SHA, SEED_COMMITS, SEED_DATE, SEED_REPO, load_into
 
-UTC = timezone.utc
+UTC = UTC
 REPO = "octo/demo"
 T0 = datetime(2026, 1, 24, tzinfo=UTC)
 PROPERTY_REPOS = itertools.count()

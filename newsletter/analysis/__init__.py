@@ -1,7 +1,7 @@
 """Commit analysis: one schema for every commit, filled by an LLM or by heuristics."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from enum import Enum
 
 PROMPT_VERSION = "1"

@@ -12,7 +12,7 @@ ci touches .github/workflows, the race-condition fix touches Rust, and so on).
 from __future__ import annotations
 
 import hashlib
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from newsletter.commits import CommitRecord, FileChange
 from tests.fakes.github import FakeGitHub, FakeRepo
@@ -21,7 +21,7 @@ SEED_REPO = "ai-dynamo/dynamo"
 SEED_DATE = date(2026, 1, 24)
 SEED_BRANCH = "main"
 SEED_BASE_SHA = hashlib.sha1(b"ai-dynamo/dynamo synthetic base of 2026-01-24").hexdigest()
-SEED_BASE_TIME = datetime(2026, 1, 23, 22, 0, 0, tzinfo=timezone.utc)
+SEED_BASE_TIME = datetime(2026, 1, 23, 22, 0, 0, tzinfo=UTC)
 
 # One file change: (filename, status, hunk lines). Hunk lines start with "+", "-" or " ".
 _Spec = tuple[str, str, tuple[str, ...]]

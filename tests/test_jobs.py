@@ -1,0 +1,77 @@
+"""The daily run through real RQ: jobs enqueued in Redis, run by a real `newsletter worker` process."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import redis
+from rq import Queue
+from sqlalchemy import select
+
+from jobs.daily import start_daily
+from jobs.schedule import ENTRIES
+from newsletter import subscriptions
+from newsletter.models import DailyRun, Report, RepoRun, RunStatus, Threshold
+
+from .fakes.github import FakeGitHub
+from .fakes.seed_day import SEED_DATE, SEED_REPO, load_into
+
+
+@pytest.fixture
+def github():
+    with FakeGitHub() as fake:
+        yield fake
+
+
+@pytest.fixture
+def config(config, github):
+    config["GITHUB_API_URL"] = github.url
+    return config
+
+
+def worker_env(app) -> dict:
+    """The environment a worker process needs to build the same app."""
+    keys = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "INSTANCE_PATH", "OUTBOX_DIR", "BASE_URL", "GITHUB_API_URL")
+    env = {**os.environ, **{k: str(app.config[k]) for k in keys}}
+    for key in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        env.pop(key, None)
+    return env
+
+
+def run_worker_burst(app, timeout=120):
+    cmd = [sys.executable, "-c", "from newsletter.cli import main; main()", "worker", "--burst"]
+    result = subprocess.run(cmd, env=worker_env(app), capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_daily_run_through_rq_worker(app, session, github):
+    load_into(github)
+    subscriptions.subscribe_confirmed(session, "a@example.com", [(SEED_REPO, Threshold.LOW)], "en")
+    subscriptions.subscribe_confirmed(session, "b@example.com", [("ghost/missing", Threshold.LOW)], "zh")
+    session.commit()
+    with app.app_context():
+        message = start_daily(SEED_DATE.isoformat())
+        assert message == "2026-01-24: 2 repositories enqueued"
+        assert start_daily(SEED_DATE.isoformat()) == "2026-01-24: already ran"
+    connection = redis.Redis.from_url(app.config["REDIS_URL"])
+    queue = Queue("analysis", connection=connection)
+    job_ids = queue.job_ids
+    assert len(job_ids) == 2 and all(j.startswith("repo-2026-01-24-") for j in job_ids)
+    run_worker_burst(app)
+    session.expire_all()
+    run = session.scalar(select(DailyRun).where(DailyRun.date == SEED_DATE))
+    assert run.status is RunStatus.FINISHED and run.finished_at is not None
+    statuses = {r.repository.name: r.status.value for r in session.scalars(select(RepoRun))}
+    assert statuses == {SEED_REPO: "ok", "ghost/missing": "failed"}
+    reports = {(r.repository.name, r.language): r for r in session.scalars(select(Report))}
+    assert reports[(SEED_REPO, "en")].total == 15
+    assert reports[("ghost/missing", "zh")].status.value == "failed"
+
+
+def test_schedule_is_data_with_a_valid_job_id_free_entry():
+    (entry,) = ENTRIES
+    assert entry["func"].__module__ == "jobs.daily" and entry["queue_name"] == "default"
+    assert entry["cron"].count(" ") == 4
