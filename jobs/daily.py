@@ -70,8 +70,11 @@ def process_repository(repo_run_id: int) -> str:
 
 
 def finish_daily(run_id: int) -> dict:
-    """Close the run; the delivery fan-out hangs off here."""
+    """Close the run, then start the email fan-out for its date."""
+    from .deliver import start_delivery
+
     with job_session() as (_config, session):
         summary = daily.finish_run(session, run_id)
     log.info("daily run %s finished: %s", summary["date"], summary)
+    summary["delivery"] = start_delivery(summary["date"])
     return summary

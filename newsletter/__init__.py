@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from flask import Flask
@@ -16,7 +17,13 @@ def create_app(config: dict | None = None) -> Flask:
     from .db import Database
     from .extensions import csrf, limiter
 
-    settings = load_config()
+    from .config import setting_names
+
+    environ = dict(os.environ)
+    # String overrides go through load_config too, so defaults derived from them (the instance
+    # folder's database and outbox) follow the override.
+    environ.update({k: v for k, v in (config or {}).items() if k in setting_names() and isinstance(v, str)})
+    settings = load_config(environ)
     if config:
         settings.update(config)
     if not settings.get("SECRET_KEY"):
@@ -41,6 +48,9 @@ def create_app(config: dict | None = None) -> Flask:
         RATELIMIT_KEY_PREFIX=settings.get("RATELIMIT_KEY_PREFIX", "repo-daily"),
     )
     logging.basicConfig(level=settings["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # One INFO line per HTTP request to GitHub or the LLM drowns the service's own log.
+    for noisy in ("httpx", "httpx2", "urllib3", "github"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
     if settings["TRUSTED_PROXIES"]:
         from werkzeug.middleware.proxy_fix import ProxyFix
@@ -53,9 +63,11 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
 
-    from . import web
+    from . import archive, web, webhooks
 
     app.register_blueprint(web.bp)
+    app.register_blueprint(archive.bp)
+    app.register_blueprint(webhooks.bp)
     web.init_app(app)
 
     from .cli import register

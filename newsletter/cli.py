@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import date
 
 import click
 from flask import current_app
@@ -142,6 +143,72 @@ def run_daily_command(day, sync, retry_fallbacks):
                f"{summary['llm_calls']} LLM calls")
     for name, error in summary["failed"].items():
         click.echo(f"  failed: {name}: {error}", err=True)
+    _echo_delivery(_deliver_now(date.fromisoformat(summary["date"])))
+
+
+def _deliver_now(day):
+    from .delivery import deliver_sync
+    from .mailers import make_mailer
+
+    config = current_app.config
+    return deliver_sync(_db().session(), config, make_mailer(config), day)
+
+
+def _echo_delivery(result: dict) -> None:
+    click.echo(f"{result['date']}: {result['sent']} emails sent, {result['skipped']} skipped, "
+               f"{result['failed']} failed ({result['batches']} batches, {result['requests']} requests to the "
+               f"{current_app.config['MAIL_BACKEND']} backend)")
+
+
+@click.command("deliver")
+@click.option("--date", "day", type=_DATE, help="Report date (default: yesterday in DIGEST_TIMEZONE).")
+@click.option("--sync", is_flag=True, help="Send in the foreground instead of enqueueing jobs on the email queue.")
+@with_appcontext
+def deliver_command(day, sync):
+    """Send the day's emails to every subscriber who has not had them (reruns send nothing twice)."""
+    from .schedule import default_report_date
+
+    when = day.date() if day else default_report_date(current_app.config["DIGEST_TIMEZONE"])
+    if sync:
+        _echo_delivery(_deliver_now(when))
+    else:
+        from jobs.deliver import start_delivery
+
+        click.echo(start_delivery(when.isoformat()))
+
+
+@click.command("preview")
+@click.argument("email")
+@click.option("--date", "day", type=_DATE, help="Report date (default: yesterday in DIGEST_TIMEZONE).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder to write preview.html and preview.txt into (default: the instance folder).")
+@with_appcontext
+def preview_command(email, day, out_dir):
+    """Write the HTML and text that EMAIL's subscriber would get for --date."""
+    from pathlib import Path
+
+    from .delivery import renderer_for, subscriber_view
+    from .schedule import default_report_date
+    from .subscriptions import find_subscriber
+
+    config = current_app.config
+    session = _db().session()
+    when = day.date() if day else default_report_date(config["DIGEST_TIMEZONE"])
+    subscriber = find_subscriber(session, email)
+    if subscriber is None:
+        raise click.ClickException(f"no subscriber {email}")
+    digest = renderer_for(session, config, when).render(subscriber_view(config, subscriber))
+    if digest is None:
+        click.echo(f"{subscriber.email} gets no email for {when}: nothing at or above their thresholds")
+        return
+    folder = Path(out_dir or Path(config["INSTANCE_PATH"]) / "preview")
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{when}-{subscriber.id}"
+    (folder / f"{stem}.html").write_text(digest.html, encoding="utf-8")
+    (folder / f"{stem}.txt").write_text(f"Subject: {digest.subject}\n\n{digest.text}", encoding="utf-8")
+    click.echo(f"subject: {digest.subject}")
+    click.echo(f"html: {(folder / f'{stem}.html').resolve()}")
+    click.echo(f"text: {(folder / f'{stem}.txt').resolve()}")
 
 
 @click.command("report")
@@ -225,7 +292,7 @@ def scheduler_command():
 def register(app) -> None:
     """Attach the commands to app.cli, so `flask --app wsgi ...` has them too."""
     for command in (db_group, subscribe_command, run_daily_command, report_command, worker_command,
-                    scheduler_command):
+                    scheduler_command, deliver_command, preview_command):
         app.cli.add_command(command)
 
 

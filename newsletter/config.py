@@ -37,6 +37,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SMTP_TIMEOUT", "30", "Seconds before an SMTP connection attempt gives up.", "float"),
     Setting("SENDGRID_API_KEY", None, "SendGrid API key, for MAIL_BACKEND=sendgrid."),
     Setting("SENDGRID_API_HOST", "https://api.sendgrid.com", "SendGrid API host (tests point it at a fake server)."),
+    Setting("SENDGRID_WEBHOOK_PUBLIC_KEY", None, "Verification key of SendGrid's Signed Event Webhook (the base64 key SendGrid shows). Unset: POST /webhooks/sendgrid refuses every request with 403."),
+    Setting("SENDGRID_WEBHOOK_MAX_AGE", "600", "Seconds a signed SendGrid webhook request stays acceptable (replay protection); older or as far in the future gets 403.", "int"),
     Setting("CONFIRM_MAX_AGE_DAYS", "7", "Days a confirmation link stays valid.", "int"),
     Setting("PREFERENCES_MAX_AGE_DAYS", "365", "Days a preferences link stays valid (unsubscribe links never expire).", "int"),
     Setting("RATELIMIT_SUBSCRIBE", "10 per hour;3 per minute", "Flask-Limiter limit on POST / per client address."),
@@ -59,6 +61,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DIGEST_CRON", "0 7 * * *", "When the daily run fires (cron syntax), in DIGEST_TIMEZONE."),
     Setting("DIGEST_TIMEZONE", "UTC", "IANA time zone of DIGEST_CRON and of report days (a report day is a calendar day in this zone)."),
     Setting("JOB_TIMEOUT", "1800", "Seconds an RQ repository job may run.", "int"),
+    Setting("LOCAL_REPOSITORIES", "", "Local git repositories served under an owner/name: `local/app=/srv/git/app.git,team/x=/path` (self-hosted git, the demo)."),
+    # Delivery
+    Setting("DELIVERY_BATCH_SIZE", "500", "Subscribers per fan-out job on the email queue.", "int"),
+    Setting("DIGEST_HTML_BUDGET", "100000", "Largest email HTML in bytes (Gmail clips at about 102 KB); beyond it later commits collapse to one line.", "int"),
+    Setting("LIST_UNSUBSCRIBE_MAILTO", "", "Optional address added to List-Unsubscribe as a mailto: target."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -139,6 +146,19 @@ def instance_secret_key(instance_path: str | os.PathLike) -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(key + "\n")
     return key
+
+
+def local_repositories(config: dict) -> dict[str, str]:
+    """LOCAL_REPOSITORIES as {owner/name: path}."""
+    mapping = {}
+    for item in (config.get("LOCAL_REPOSITORIES") or "").split(","):
+        if not item.strip():
+            continue
+        name, sep, path = item.partition("=")
+        if not sep or not path.strip():
+            raise ConfigError(f"LOCAL_REPOSITORIES entry {item!r} is not owner/name=/path")
+        mapping[name.strip().lower()] = path.strip()
+    return mapping
 
 
 def setting_names() -> list[str]:

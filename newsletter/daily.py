@@ -66,8 +66,12 @@ class Services:
         return self.config["DIGEST_TIMEZONE"]
 
     def source_for(self, name: str):
+        from .config import local_repositories
         from .sources import GitHubSource, GitSource
 
+        local = local_repositories(self.config)
+        if name in local:
+            return GitSource(local[name], name=name)
         if is_local_repository(name):
             return GitSource(name)
         if self._github is None:

@@ -11,6 +11,7 @@ import os
 import re
 import smtplib
 import ssl
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,6 +43,32 @@ class OutgoingMessage:
     custom_args: dict[str, str] = field(default_factory=dict)  # e.g. delivery id, for webhooks
 
 
+def substitute(text: str, values: dict[str, str]) -> str:
+    for placeholder, value in values.items():
+        text = text.replace(placeholder, value)
+    return text
+
+
+def personalize(subject: str, html: str, text: str, recipient) -> OutgoingMessage:
+    """One recipient's message from a group's content with their own values put back."""
+    from markupsafe import escape
+
+    html_values = {k: str(escape(v)) for k, v in recipient.substitutions.items()}
+    return OutgoingMessage(to=recipient.to, subject=substitute(subject, recipient.substitutions),
+                           html=substitute(html, html_values), text=substitute(text, recipient.substitutions),
+                           headers=dict(recipient.headers), custom_args={"delivery_id": str(recipient.delivery_id)})
+
+
+class _OneByOne:
+    """Backends without batching send a group as separate messages, one per chunk."""
+
+    max_recipients = 1
+
+    def send_group(self, subject: str, html: str, text: str, recipients: list) -> str:
+        ids = [self.send(personalize(subject, html, text, r)) for r in recipients]
+        return ",".join(ids)
+
+
 def build_mime(message: OutgoingMessage, mail_from: str) -> EmailMessage:
     """Build the MIME message; every header value passes through clean_header."""
     mime = EmailMessage(policy=email.policy.SMTP)
@@ -61,7 +88,7 @@ def build_mime(message: OutgoingMessage, mail_from: str) -> EmailMessage:
     return mime
 
 
-class OutboxMailer:
+class OutboxMailer(_OneByOne):
     """Writes each message as an .eml file: for development, the demo and tests."""
 
     name = "outbox"
@@ -83,7 +110,7 @@ class OutboxMailer:
         return str(mime["Message-ID"])
 
 
-class SmtpMailer:
+class SmtpMailer(_OneByOne):
     """Sends through an SMTP server given as smtp://user:pass@host:port or smtps://..."""
 
     name = "smtp"
@@ -128,45 +155,109 @@ class SmtpMailer:
 
 
 class SendGridMailer:
-    """Posts to SendGrid's v3 /mail/send with the official client."""
+    """Posts to SendGrid's v3 /mail/send with the official client.
+
+    A group of recipients with identical content is one request of up to 1000 personalizations,
+    each carrying the recipient's substitutions (own links), headers and delivery id. 429 and 5xx
+    are retried with backoff, honouring Retry-After and X-RateLimit-Reset; other 4xx fail the
+    request at once.
+    """
 
     name = "sendgrid"
+    max_recipients = 1000
 
-    def __init__(self, api_key: str, mail_from: str, host: str = "https://api.sendgrid.com"):
+    def __init__(self, api_key: str, mail_from: str, host: str = "https://api.sendgrid.com", *,
+                 max_retries: int = 5, backoff: float = 1.0, max_wait: float = 300, sleep=time.sleep):
         from sendgrid import SendGridAPIClient
 
         self.client = SendGridAPIClient(api_key=api_key, host=host.rstrip("/"))
         self.mail_from = mail_from
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_wait = max_wait
+        self.sleep = sleep
+        self.requests = 0
 
-    def body(self, message: OutgoingMessage) -> dict:
+    def _sender(self) -> dict:
         name, address = parseaddr(self.mail_from)
-        personalization: dict = {"to": [{"email": clean_header(message.to, 320)}]}
-        if message.headers:
-            personalization["headers"] = {clean_header(k, 60): clean_header(v, 2000) for k, v in message.headers.items()}
-        if message.custom_args:
-            personalization["custom_args"] = {clean_header(k, 40): clean_header(v, 200)
-                                              for k, v in message.custom_args.items()}
         sender = {"email": address}
         if name:
             sender["name"] = clean_header(name)
+        return sender
+
+    @staticmethod
+    def _personalization(to: str, headers: dict, custom_args: dict, substitutions: dict | None = None) -> dict:
+        personalization: dict = {"to": [{"email": clean_header(to, 320)}]}
+        if headers:
+            personalization["headers"] = {clean_header(k, 60): clean_header(v, 2000) for k, v in headers.items()}
+        if custom_args:
+            personalization["custom_args"] = {clean_header(k, 40): clean_header(v, 200) for k, v in custom_args.items()}
+        if substitutions:
+            personalization["substitutions"] = {k: clean_header(v, 2000) for k, v in substitutions.items()}
+        return personalization
+
+    def body(self, message: OutgoingMessage) -> dict:
         return {
-            "personalizations": [personalization],
-            "from": sender,
+            "personalizations": [self._personalization(message.to, message.headers, message.custom_args)],
+            "from": self._sender(),
             "subject": clean_header(message.subject, 250),
             # SendGrid requires text/plain before text/html.
             "content": [{"type": "text/plain", "value": message.text}, {"type": "text/html", "value": message.html}],
         }
 
-    def send(self, message: OutgoingMessage) -> str:
+    def group_body(self, subject: str, html: str, text: str, recipients: list) -> dict:
+        return {
+            "personalizations": [self._personalization(r.to, r.headers, {"delivery_id": str(r.delivery_id)},
+                                                       r.substitutions) for r in recipients],
+            "from": self._sender(),
+            "subject": clean_header(subject, 250),
+            "content": [{"type": "text/plain", "value": text}, {"type": "text/html", "value": html}],
+        }
+
+    def _post(self, body: dict) -> str:
         from python_http_client.exceptions import HTTPError
 
-        try:
-            response = self.client.client.mail.send.post(request_body=self.body(message))
-        except HTTPError as exc:
-            raise DeliveryError(f"SendGrid refused the message: HTTP {exc.status_code} {exc.body!r:.300}") from exc
-        except OSError as exc:
-            raise DeliveryError(f"SendGrid could not be reached: {exc}") from exc
-        return response.headers.get("X-Message-Id", "") if response.headers else ""
+        attempt = 0
+        while True:
+            self.requests += 1
+            try:
+                response = self.client.client.mail.send.post(request_body=body)
+                return (response.headers or {}).get("X-Message-Id", "") if response.headers else ""
+            except HTTPError as exc:
+                status = exc.status_code
+                if status != 429 and status < 500:
+                    raise DeliveryError(f"SendGrid refused the request: HTTP {status} {exc.body!r:.300}") from exc
+                wait = self._wait(exc.headers, attempt)
+                reason = f"HTTP {status}"
+            except OSError as exc:
+                wait, reason = self.backoff * 2 ** attempt, f"network error {exc}"
+            attempt += 1
+            if attempt > self.max_retries or wait > self.max_wait:
+                raise DeliveryError(f"SendGrid still failing after {attempt} attempts ({reason})")
+            log.warning("SendGrid %s; retrying in %.1f s", reason, wait)
+            self.sleep(wait)
+
+    def _wait(self, headers, attempt: int) -> float:
+        headers = headers or {}
+        retry_after = headers.get("Retry-After") if hasattr(headers, "get") else None
+        if retry_after:
+            try:
+                return max(0.0, float(retry_after))
+            except ValueError:
+                pass
+        reset = headers.get("X-RateLimit-Reset") if hasattr(headers, "get") else None
+        if reset:
+            try:
+                return max(0.0, float(reset) - time.time())
+            except ValueError:
+                pass
+        return self.backoff * 2 ** attempt
+
+    def send(self, message: OutgoingMessage) -> str:
+        return self._post(self.body(message))
+
+    def send_group(self, subject: str, html: str, text: str, recipients: list) -> str:
+        return self._post(self.group_body(subject, html, text, recipients))
 
 
 def make_mailer(config: dict):

@@ -97,7 +97,7 @@ class Subscription(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"), nullable=False, index=True)
-    repo: Mapped[str] = mapped_column(String(140), nullable=False, index=True)  # owner/name, lower-cased
+    repo: Mapped[str] = mapped_column(String(500), nullable=False, index=True)  # owner/name, lower-cased
     threshold: Mapped[Threshold] = mapped_column(_enum(Threshold, "threshold"), nullable=False, default=Threshold.MEDIUM)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
 
@@ -261,3 +261,61 @@ class RepoRun(Base):
 
     repository: Mapped[Repository] = relationship()
     run: Mapped[DailyRun] = relationship()
+
+
+# Delivery -------------------------------------------------------------------------------------
+
+class DeliveryStatus(str, enum.Enum):
+    """pending → sending → sent | failed; skipped when there is nothing to send.
+
+    pending: created by the fan-out, not yet handed to a mail backend.
+    sending: claimed by a batch job that is handing it to the backend right now.
+    sent: the backend accepted it. failed: the backend refused it for good (error says why).
+    skipped: nothing at or above the subscriber's thresholds, or the subscriber stopped receiving.
+    """
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class Delivery(Base):
+    """One subscriber's email of one report date: the unique key makes every send happen once."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (UniqueConstraint("subscriber_id", "date", name="uq_delivery_subscriber_date"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"), nullable=False)
+    date: Mapped[date] = mapped_column(Date, nullable=False, index=True)
+    status: Mapped[DeliveryStatus] = mapped_column(_enum(DeliveryStatus, "delivery_status"), nullable=False,
+                                                   default=DeliveryStatus.PENDING, index=True)
+    batch: Mapped[int | None] = mapped_column(Integer)  # fan-out batch number within the date
+    # Equal for subscribers with the same language, repositories and thresholds: batches keep them together.
+    content_key: Mapped[str] = mapped_column(String(40), nullable=False, default="")
+    claimed_by: Mapped[str | None] = mapped_column(String(300))  # host:pid of the job handing it over
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    message_id: Mapped[str | None] = mapped_column(String(200))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    subscriber: Mapped[Subscriber] = relationship()
+
+
+class WebhookEvent(Base):
+    """A mail provider event already handled; the unique event id makes handling idempotent."""
+
+    __tablename__ = "webhook_event"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20), nullable=False, default="sendgrid")
+    event_id: Mapped[str] = mapped_column(String(200), nullable=False, unique=True)
+    event: Mapped[str] = mapped_column(String(40), nullable=False)
+    email: Mapped[str | None] = mapped_column(String(320))
+    delivery_id: Mapped[int | None] = mapped_column(Integer)
+    payload: Mapped[dict] = mapped_column(JSON, nullable=False)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)

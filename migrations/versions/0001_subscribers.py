@@ -50,7 +50,7 @@ def upgrade() -> None:
     op.create_table('subscription',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('subscriber_id', sa.Integer(), nullable=False),
-    sa.Column('repo', sa.String(length=140), nullable=False),
+    sa.Column('repo', sa.String(length=500), nullable=False),
     sa.Column('threshold', sa.Enum('high', 'medium', 'low', name='threshold', native_enum=False, create_constraint=True, length=20), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['subscriber_id'], ['subscriber.id'], ondelete='CASCADE'),

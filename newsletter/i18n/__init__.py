@@ -5,13 +5,13 @@ str.format fields.
 """
 from __future__ import annotations
 
-from . import report, web
+from . import archive, digest, report, web
 
 LANGUAGES = ("zh", "en")
 DEFAULT_LANGUAGE = "en"
 
 _CATALOG: dict[str, dict[str, str]] = {}
-for _module in (web, report):
+for _module in (web, report, digest, archive):
     for _key, _value in _module.CATALOG.items():
         if _key in _CATALOG:
             raise RuntimeError(f"duplicate translation key {_key!r}")

@@ -1,0 +1,39 @@
+"""The email fan-out as RQ jobs on the `email` queue: bounded batches, each sent once."""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import date
+
+from rq import Queue
+
+from newsletter import delivery
+from newsletter.mailers import make_mailer
+
+from .context import job_session, redis_connection
+
+log = logging.getLogger(__name__)
+
+EMAIL_QUEUE = "email"
+DAY = 24 * 3600
+
+
+def start_delivery(day_iso: str) -> str:
+    """Plan the day's deliveries and enqueue one job per batch still holding pending rows."""
+    day = date.fromisoformat(day_iso)
+    with job_session() as (config, session):
+        planned = delivery.prepare(session, config, day)
+        queue = Queue(EMAIL_QUEUE, connection=redis_connection(config))
+        stamp = int(time.time())
+        for batch in planned.batches:
+            # RQ job ids allow only [A-Za-z0-9_-]; the stamp keeps a rerun's jobs apart from the last.
+            queue.enqueue(send_batch, day_iso, batch, job_id=f"send-{day_iso}-b{batch}-{stamp}",
+                          job_timeout=config["JOB_TIMEOUT"], result_ttl=DAY, failure_ttl=7 * DAY,
+                          description=f"deliver {day_iso}: batch {batch}")
+    return f"{day_iso}: {planned.created} deliveries planned, {len(planned.batches)} batches enqueued"
+
+
+def send_batch(day_iso: str, batch: int) -> dict:
+    with job_session() as (config, session):
+        result = delivery.send_batch(session, config, make_mailer(config), date.fromisoformat(day_iso), batch)
+    return result.__dict__

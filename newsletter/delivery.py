@@ -1,0 +1,377 @@
+"""The daily fan-out: one Delivery row per (subscriber, report date), sent once.
+
+Life of a day's delivery:
+1. plan(): stream active subscribers (keyset pages) and insert a pending Delivery row for each,
+   keyed (subscriber, date) so a rerun inserts nothing twice; each row carries a content key (the
+   subscriber's language, repositories, thresholds), and rows are cut into numbered batches that
+   keep equal keys together, so identical emails can share one provider request.
+2. send_batch(): one RQ job per batch renders each subscriber's email (assembly of sections rendered
+   once per day) and hands it to the mailer in chunks: up to 1000 recipients of identical content
+   for SendGrid, one message for SMTP and the outbox. Each chunk is claimed (pending → sending) in
+   its own transaction right before the hand-off and marked sent (or failed) right after.
+3. A rerun, a retried job or a restarted worker sends only rows still pending. A row left in
+   `sending` belonged to the one chunk a killed worker was handing to the backend when it died: the
+   backend may or may not have taken it, so recover() marks it failed ("interrupted") and it is
+   never sent again — at most one chunk is affected, reported, not repeated.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from . import links
+from .digest import DigestRenderer, RenderedDigest, SubscriberView
+from .errors import DeliveryError
+from .models import (
+    Delivery,
+    DeliveryStatus,
+    Report,
+    Repository,
+    Subscriber,
+    SubscriberStatus,
+    Subscription,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+PAGE = 1000  # subscribers read per keyset page
+DEFAULT_BATCH_SIZE = 500  # deliveries per RQ job
+
+
+def _active_subscribers():
+    return (select(Subscriber).where(Subscriber.status == SubscriberStatus.CONFIRMED,
+                                     Subscriber.paused.is_(False))
+            .options(selectinload(Subscriber.subscriptions)).order_by(Subscriber.id))
+
+
+def iter_active_subscribers(session: Session, page: int = PAGE) -> Iterator[Subscriber]:
+    """Active subscribers in id order, one keyset page at a time, never all at once."""
+    last = 0
+    while True:
+        rows = list(session.scalars(_active_subscribers().where(Subscriber.id > last).limit(page)))
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].id
+        session.expunge_all()
+
+
+def content_key(subscriber: Subscriber) -> str:
+    """Equal for subscribers whose emails differ only in their own address and links."""
+    subs = sorted((s.repo, s.threshold.value) for s in subscriber.subscriptions)
+    raw = f"{subscriber.language}|{int(subscriber.send_empty)}|" + ";".join(f"{r}:{t}" for r, t in subs)
+    return hashlib.sha1(raw.encode()).hexdigest()
+
+
+@dataclass
+class Plan:
+    date: date
+    created: int = 0
+    batches: list[int] = field(default_factory=list)
+
+
+def plan(session: Session, day: date, batch_size: int = DEFAULT_BATCH_SIZE, chunk: int = 1000) -> Plan:
+    """Create the day's pending deliveries (idempotently) and number them into batches."""
+    result = Plan(day)
+    existing_max = session.scalar(select(func.max(Delivery.batch)).where(Delivery.date == day)) or 0
+    page: list[dict] = []
+    for subscriber in iter_active_subscribers(session):
+        if not subscriber.subscriptions:
+            continue
+        page.append({"subscriber_id": subscriber.id, "date": day, "status": DeliveryStatus.PENDING,
+                     "content_key": content_key(subscriber)})
+        if len(page) >= PAGE:
+            result.created += _insert_missing(session, page)
+            page = []
+    if page:
+        result.created += _insert_missing(session, page)
+    session.commit()
+    result.batches = _number_batches(session, day, batch_size, chunk, start=existing_max + 1)
+    unsent = session.scalars(select(Delivery.batch).distinct().where(
+        Delivery.date == day, Delivery.status == DeliveryStatus.PENDING, Delivery.batch.is_not(None)))
+    result.batches = sorted(set(result.batches) | set(unsent))
+    return result
+
+
+def _insert_missing(session: Session, rows: list[dict]) -> int:
+    """Insert rows whose (subscriber, date) has no delivery yet; the unique key guards races."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    now = utcnow()
+    for row in rows:
+        row.setdefault("created_at", now)
+        row.setdefault("updated_at", now)
+        row.setdefault("attempts", 0)
+    statement = (insert(Delivery).values(rows).on_conflict_do_nothing(index_elements=["subscriber_id", "date"])
+                 .returning(Delivery.id))
+    return len(session.execute(statement).all())
+
+
+def _number_batches(session: Session, day: date, batch_size: int, chunk: int, start: int) -> list[int]:
+    """Give unnumbered rows batch numbers; a content key is split only at multiples of `chunk`."""
+    rows = session.execute(select(Delivery.id, Delivery.content_key).where(
+        Delivery.date == day, Delivery.batch.is_(None)).order_by(Delivery.content_key, Delivery.id)
+        .execution_options(yield_per=PAGE))
+    batches, current, number = [], [], start
+    previous_key, run = None, 0
+    for delivery_id, key in rows:
+        run = run + 1 if key == previous_key else 1
+        boundary = key != previous_key or (run - 1) % chunk == 0
+        if len(current) >= batch_size and boundary:
+            batches.append((number, current))
+            number, current = number + 1, []
+        current.append(delivery_id)
+        previous_key = key
+    if current:
+        batches.append((number, current))
+    for number, ids in batches:
+        for i in range(0, len(ids), PAGE):
+            session.execute(update(Delivery).where(Delivery.id.in_(ids[i:i + PAGE])).values(batch=number))
+    session.commit()
+    return [number for number, _ in batches]
+
+
+# Rendering -------------------------------------------------------------------------------------
+
+def load_reports(session: Session, day: date) -> dict[tuple[str, str], dict]:
+    """Every report of the day, by (repository, language)."""
+    rows = session.execute(select(Repository.name, Report.language, Report.data)
+                           .join(Repository, Repository.id == Report.repository_id).where(Report.date == day))
+    return {(name, language): data for name, language, data in rows}
+
+
+_renderers: dict[tuple, DigestRenderer] = {}
+
+
+def renderer_for(session: Session, config: dict, day: date) -> DigestRenderer:
+    """The day's renderer, kept per worker process so sections are rendered once, not once per job."""
+    stamp = session.scalar(select(func.max(Report.updated_at)).where(Report.date == day))
+    key = (config["BASE_URL"], day, stamp)
+    renderer = _renderers.get(key)
+    if renderer is None:
+        _renderers.clear()
+        renderer = _renderers[key] = DigestRenderer(config, day, load_reports(session, day))
+    return renderer
+
+
+def subscriber_view(config: dict, subscriber: Subscriber) -> SubscriberView:
+    return SubscriberView(
+        email=subscriber.email, language=subscriber.language,
+        subscriptions=tuple(sorted((s.repo, s.threshold.value) for s in subscriber.subscriptions)),
+        preferences_url=links.preferences_url(config, subscriber),
+        unsubscribe_url=links.unsubscribe_url(config, subscriber),
+        send_empty=subscriber.send_empty)
+
+
+# Templating for providers that substitute per-recipient values ------------------------------------
+
+PLACEHOLDERS = {"email": "-rd-email-", "preferences_url": "-rd-preferences-", "unsubscribe_url": "-rd-unsubscribe-"}
+
+
+@dataclass
+class Recipient:
+    delivery_id: int
+    to: str
+    substitutions: dict[str, str]
+    headers: dict[str, str]
+
+
+@dataclass
+class Group:
+    """Recipients whose email is the same once their own address and links are substituted."""
+
+    subject: str
+    html: str
+    text: str
+    recipients: list[Recipient] = field(default_factory=list)
+
+
+def _escape_forms(value: str) -> list[str]:
+    from markupsafe import escape
+
+    forms = [str(escape(value)), value]
+    return sorted(set(forms), key=len, reverse=True)
+
+
+def templatize(digest: RenderedDigest, view: SubscriberView) -> tuple[tuple[str, str, str], dict[str, str]]:
+    """Replace the subscriber's own values by placeholders: (subject, html, text) and the values."""
+    values = {"unsubscribe_url": view.unsubscribe_url, "preferences_url": view.preferences_url, "email": view.email}
+    html, text, subject = digest.html, digest.text, digest.subject
+    for name, value in values.items():
+        placeholder = PLACEHOLDERS[name]
+        for form in _escape_forms(value):
+            html = html.replace(form, placeholder)
+        text = text.replace(value, placeholder)
+        subject = subject.replace(value, placeholder)
+    return (subject, html, text), {PLACEHOLDERS[k]: v for k, v in values.items()}
+
+
+# Sending ---------------------------------------------------------------------------------------
+
+def _claimant() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class BatchResult:
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    requests: int = 0
+
+
+def send_batch(session: Session, config: dict, mailer, day: date, batch: int) -> BatchResult:
+    """Render and send the pending deliveries of one batch, one claimed chunk at a time."""
+    result = BatchResult()
+    rows = list(session.scalars(select(Delivery).where(
+        Delivery.date == day, Delivery.batch == batch, Delivery.status == DeliveryStatus.PENDING)
+        .options(selectinload(Delivery.subscriber).selectinload(Subscriber.subscriptions))
+        .order_by(Delivery.id)))
+    if not rows:
+        return result
+    renderer = renderer_for(session, config, day)
+    groups: dict[tuple[str, str, str], Group] = {}
+    skipped = []
+    for delivery in rows:
+        subscriber = delivery.subscriber
+        if not subscriber.receives_email or not subscriber.subscriptions:
+            skipped.append((delivery.id, "subscriber no longer receives email"))
+            continue
+        view = subscriber_view(config, subscriber)
+        digest = renderer.render(view)
+        if digest is None:
+            skipped.append((delivery.id, "nothing at or above the thresholds"))
+            continue
+        content, substitutions = templatize(digest, view)
+        group = groups.get(content)
+        if group is None:
+            group = groups[content] = Group(*content)
+        headers = {k: v for k, v in digest.headers.items()}
+        group.recipients.append(Recipient(delivery.id, subscriber.email, substitutions, headers))
+    for delivery_id, reason in skipped:
+        session.execute(update(Delivery).where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.PENDING)
+                        .values(status=DeliveryStatus.SKIPPED, error=reason, updated_at=utcnow()))
+        result.skipped += 1
+    session.commit()
+    size = max(1, getattr(mailer, "max_recipients", 1))
+    for group in groups.values():
+        for i in range(0, len(group.recipients), size):
+            _send_chunk(session, mailer, group, group.recipients[i:i + size], result)
+    return result
+
+
+def _send_chunk(session: Session, mailer, group: Group, chunk: list[Recipient], result: BatchResult) -> None:
+    ids = [r.delivery_id for r in chunk]
+    # Claim: only rows still pending are ours; a concurrent or retried job claims none twice.
+    claimed = set(session.scalars(
+        update(Delivery).where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.PENDING)
+        .values(status=DeliveryStatus.SENDING, attempts=Delivery.attempts + 1, claimed_by=_claimant(),
+                updated_at=utcnow())
+        .returning(Delivery.id)))
+    session.commit()
+    chunk = [r for r in chunk if r.delivery_id in claimed]
+    if not chunk:
+        return
+    result.requests += 1
+    try:
+        message_id = mailer.send_group(group.subject, group.html, group.text, chunk)
+    except DeliveryError as exc:
+        log.error("delivery of %d emails failed: %s", len(chunk), exc)
+        session.execute(update(Delivery).where(Delivery.id.in_([r.delivery_id for r in chunk]))
+                        .values(status=DeliveryStatus.FAILED, error=str(exc)[:2000], updated_at=utcnow()))
+        session.commit()
+        result.failed += len(chunk)
+        return
+    now = utcnow()
+    session.execute(update(Delivery).where(Delivery.id.in_([r.delivery_id for r in chunk]))
+                    .values(status=DeliveryStatus.SENT, message_id=(message_id or "")[:200], error=None,
+                            sent_at=now, updated_at=now))
+    session.commit()
+    result.sent += len(chunk)
+
+
+def recover(session: Session, day: date, lease: timedelta = timedelta(minutes=10)) -> int:
+    """Mark deliveries stuck in `sending` by a dead worker as failed ("interrupted"); never resend them.
+
+    A row is stuck when its claimant process is gone (same host) or its claim is older than lease.
+    """
+    now = utcnow()
+    stuck = []
+    host = socket.gethostname()
+    for delivery in session.scalars(select(Delivery).where(Delivery.date == day,
+                                                           Delivery.status == DeliveryStatus.SENDING)):
+        claimant_host, _, pid = (delivery.claimed_by or "").partition(":")
+        dead = claimant_host == host and pid.isdigit() and not _alive(int(pid))
+        if dead or now - delivery.updated_at.replace(tzinfo=now.tzinfo) > lease:
+            stuck.append(delivery.id)
+    if stuck:
+        session.execute(update(Delivery).where(Delivery.id.in_(stuck)).values(
+            status=DeliveryStatus.FAILED, updated_at=now,
+            error="interrupted while being handed to the mail backend; not resent to avoid a duplicate"))
+        session.commit()
+        log.warning("%d deliveries of %s were in flight when their worker died; marked failed", len(stuck), day)
+    return len(stuck)
+
+
+def _alive(pid: int) -> bool:
+    """Whether pid runs on this host; a zombie (killed, not yet reaped) counts as dead."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def summary(session: Session, day: date) -> dict[str, int]:
+    rows = session.execute(select(Delivery.status, func.count()).where(Delivery.date == day).group_by(Delivery.status))
+    counts = {s.value: 0 for s in DeliveryStatus}
+    counts.update({status.value: n for status, n in rows})
+    return counts
+
+
+def active_subscriber_count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Subscriber).where(
+        Subscriber.status == SubscriberStatus.CONFIRMED, Subscriber.paused.is_(False),
+        Subscriber.id.in_(select(Subscription.subscriber_id))))
+
+
+# Orchestration -----------------------------------------------------------------------------------
+
+def prepare(session: Session, config: dict, day: date) -> Plan:
+    """Recover interrupted rows, then plan the day's deliveries."""
+    recover(session, day)
+    # Only SendGrid sends identical contents together; other backends may split a content key anywhere.
+    chunk = 1000 if config["MAIL_BACKEND"] == "sendgrid" else 1
+    return plan(session, day, batch_size=config.get("DELIVERY_BATCH_SIZE") or DEFAULT_BATCH_SIZE, chunk=chunk)
+
+
+def deliver_sync(session: Session, config: dict, mailer, day: date) -> dict:
+    """Plan and send every batch of day in this process."""
+    planned = prepare(session, config, day)
+    totals = BatchResult()
+    for batch in planned.batches:
+        result = send_batch(session, config, mailer, day, batch)
+        totals.sent += result.sent
+        totals.failed += result.failed
+        totals.skipped += result.skipped
+        totals.requests += result.requests
+    return {"date": day.isoformat(), "planned": planned.created, "batches": len(planned.batches),
+            "sent": totals.sent, "failed": totals.failed, "skipped": totals.skipped, "requests": totals.requests}

@@ -1,0 +1,341 @@
+"""The web archive: report pages, the per-repository index and the Atom feed, on the real database."""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import re
+import xml.etree.ElementTree as ET
+from html import unescape
+
+import pytest
+
+from newsletter import subscriptions
+from newsletter.archive import parse_day, stats_text
+from newsletter.i18n import archive as archive_catalog
+from newsletter.models import Report, ReportStatus, Repository, Threshold
+from newsletter.report_render import (
+    ReportData,
+    ReportEntry,
+    render_json,
+    render_markdown,
+    stats_line,
+)
+
+from .fakes.github import FakeGitHub
+from .fakes.seed_day import SEED_COMMITS, SEED_DATE, SEED_REPO, load_into
+from .test_report_render import SEED, make_analysis, make_commit, seed_report
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+PAGE = "/r/ai-dynamo/dynamo/2026-01-24"
+ANCHOR = re.compile(r'<article class="archive-commit archive-(\w+)" id="(c-[0-9a-f]+)" data-importance="(\w+)"')
+TOC_LINK = re.compile(r'<a href="#(c-[0-9a-f]+)" data-importance="(\w+)">')
+HOSTILE_TITLE = "<script>alert(1)</script> [x](javascript:alert(1))"
+
+
+def store(session, data: ReportData) -> Report:
+    """Save a report the way the daily run does."""
+    repository = session.query(Repository).filter_by(name=data.repo).one_or_none()
+    if repository is None:
+        repository = Repository(name=data.repo)
+        session.add(repository)
+        session.flush()
+    counts = data.counts()
+    report = Report(repository_id=repository.id, date=data.date, language=data.language,
+                    status=ReportStatus(data.status), analyzer=data.analyzer, data=render_json(data),
+                    markdown=render_markdown(data), total=counts["total"], high=counts["high"],
+                    medium=counts["medium"], low=counts["low"], prompt_tokens=data.prompt_tokens(),
+                    completion_tokens=data.completion_tokens())
+    session.add(report)
+    session.commit()
+    return report
+
+
+@pytest.fixture
+def seeded(session):
+    """The seed day in both languages."""
+    for lang in ("en", "zh"):
+        store(session, seed_report(lang))
+
+
+def page(client, url: str, status: int = 200) -> str:
+    response = client.get(url)
+    assert response.status_code == status, (url, response.status_code)
+    return response.get_data(as_text=True)
+
+
+# The report page ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_page_shows_every_commit_with_stats_and_anchors(client, seeded, lang):
+    html = page(client, f"{PAGE}?lang={lang}")
+    report = seed_report(lang)
+    assert f'<html lang="{"zh-CN" if lang == "zh" else "en"}">' in html
+    assert f'<p class="archive-stats">{stats_line(report)}</p>' in html
+    anchors = [m.group(2) for m in ANCHOR.finditer(html)]
+    assert sorted(anchors) == sorted(f"c-{row[0][:7]}" for row in SEED)
+    for sha, author, local_time, message, *_ in SEED:
+        assert f'href="https://github.com/ai-dynamo/dynamo/commit/{sha}"' in html
+        assert f"<td class=\"archive-time\">2026-01-24 {local_time}</td>" in html
+        assert f"<h3>{message}</h3>" in unescape(html) and author in html
+    labels = ("🎯 Change type", "🧭 Impact scope", "💡 Recommendations") if lang == "en" else \
+        ("🎯 变更类型", "🧭 影响范围", "💡 关注建议")
+    for label in labels:
+        assert html.count(f"<dt>{label}</dt>") == 15
+    # Code spans of the analysis become <code>, and the page lists both notes of an LLM report.
+    assert "<code>lib/runtime</code>" in html
+    assert ("🤖 Analysed by gpt-test." if lang == "en" else "🤖 分析模型：gpt-test。") in html
+
+
+def test_page_commit_table_newest_first_and_contents_agree_with_body(client, seeded):
+    html = page(client, PAGE)
+    table = html[html.index("archive-commits"):html.index('id="contents"')]
+    times = re.findall(r'<td class="archive-time">([^<]+)</td>', table)
+    assert times == [f"2026-01-24 {row[2]}" for row in SEED]
+    toc = html[html.index('id="contents"'):html.index("</nav>", html.index('id="contents"'))]
+    contents = dict(TOC_LINK.findall(toc))
+    body = {anchor: importance for group, anchor, importance in ANCHOR.findall(html) if group == importance}
+    assert len(contents) == len(body) == 15 and contents == body
+    expected = {f"c-{row[0][:7]}": row[5] for row in SEED}
+    assert body == expected
+    # Groups come high, medium, low, each newest first, like the Markdown report.
+    order = [anchor for _, anchor, _ in ANCHOR.findall(html)]
+    assert order == [f"c-{row[0][:7]}" for imp in ("high", "medium", "low") for row in SEED if row[5] == imp]
+
+
+def test_page_language_choice_and_links(client, session):
+    store(session, seed_report("zh"))
+    # Only Chinese exists: it is the default, and asking for English says so and shows Chinese.
+    html = page(client, PAGE)
+    assert "本日共 15 个提交" in html and "hreflang=\"en\">Also" not in html
+    asked = page(client, f"{PAGE}?lang=en")
+    assert "本报告没有英文版本，以下为中文版本。" in asked
+    store(session, seed_report("en"))
+    html = page(client, PAGE, 200)
+    assert "15 commits | 🔴 high 7" in html
+    assert f'<a href="{PAGE}?lang=zh" hreflang="zh">Also in Chinese</a>' in html
+    zh = page(client, f"{PAGE}?lang=zh")
+    assert f'<a href="{PAGE}?lang=en" hreflang="en">其他语言：英文</a>' in zh
+
+
+def test_owner_and_name_are_case_insensitive(client, seeded):
+    assert "15 commits" in page(client, "/r/AI-Dynamo/Dynamo/2026-01-24")
+    assert "2026-01-24" in page(client, "/r/AI-Dynamo/Dynamo/")
+
+
+def test_hostile_commit_is_escaped_and_not_linked(client, session):
+    report = seed_report("en")
+    hostile = make_commit("a" * 40, "<img src=x onerror=alert(1)>", "11:00:00", HOSTILE_TITLE + "\n\nbody")
+    hostile = dataclasses.replace(hostile, html_url="javascript:alert(1)")
+    analysis = make_analysis("en", "fix", "high", "<b>bold</b> `<i>code</i>` [y](javascript:alert(2))",
+                             fallback=True, fallback_reason="<svg onload=alert(3)>")
+    store(session, dataclasses.replace(report, entries=report.entries + (ReportEntry(hostile, analysis),)))
+    html = page(client, PAGE)
+    assert "<script>" not in html and "<img" not in html and "<b>" not in html and "<svg" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; [x](javascript:alert(1))" in html
+    assert 'href="javascript' not in html.lower()
+    assert "<code>&lt;i&gt;code&lt;/i&gt;</code>" in html
+    section = html[html.index('id="c-aaaaaaa"'):]
+    section = section[:section.index("</article>")]
+    assert "🔗 —" in section
+    assert "⚠️ LLM analysis failed (&lt;svg onload=alert(3)&gt;); heuristic analysis shown." in section
+    assert "⚠️ 1 of 16 analyses fell back to heuristics because the LLM call failed." in html
+
+
+def test_page_has_no_inline_script_or_style(client, seeded):
+    response = client.get(PAGE)
+    html = response.get_data(as_text=True)
+    assert "style-src 'self'" in response.headers["Content-Security-Policy"]
+    assert "<script" not in html and "style=" not in html and "<style" not in html
+
+
+def test_failed_report_says_so(client, session):
+    store(session, ReportData(repo=SEED_REPO, date=SEED_DATE, language="en", entries=(), status="failed",
+                              error="GitHub said <403> rate limited"))
+    html = page(client, PAGE)
+    assert "This day&#39;s report failed" in html
+    assert "❌ Fetching commits failed for this day: GitHub said &lt;403&gt; rate limited" in html
+    assert "0 commits" not in html
+
+
+def test_empty_day(client, session):
+    store(session, ReportData(repo=SEED_REPO, date=SEED_DATE, language="en", entries=()))
+    html = page(client, PAGE)
+    assert "0 commits | 🔴 high 0" in html and "No new commits on 2026-01-24." in html
+
+
+def test_merge_commit_is_listed_without_analysis(client, session):
+    merge = make_commit("b" * 40, "Merger", "12:00:00", "Merge branch 'x'", parents=("p1", "p2"))
+    report = seed_report("en")
+    store(session, dataclasses.replace(report, entries=report.entries + (ReportEntry(merge, None),)))
+    html = page(client, PAGE)
+    assert "🔀 merge 1" in html and "🔀 Merge commit: listed, not analysed." in html
+    assert 'id="c-bbbbbbb" data-importance="merge"' in html
+
+
+NOT_FOUND = (
+    "/r/nobody/nothing/2026-01-24",     # unknown repository
+    "/r/ai-dynamo/dynamo/2026-01-25",   # unknown date
+    "/r/ai-dynamo/dynamo/2026-13-45",   # impossible date
+    "/r/ai-dynamo/dynamo/yesterday",
+    "/r/ai-dynamo/dynamo/20260124",     # not the one spelling of a date
+    "/r/ai-dynamo/dynamo/2026-W04-6",
+    "/r/nobody/nothing/",
+    "/r/nobody/nothing/feed.atom",
+)
+
+
+def test_not_found_pages(client, seeded):
+    for url in NOT_FOUND:
+        assert 'class="error"' in page(client, url, 404)
+
+
+def test_parse_day():
+    assert parse_day("2026-01-24") == datetime.date(2026, 1, 24)
+    for text in ("2026-13-45", "yesterday", "", None, "2026-1-24", "2026-01-24\n", "２０２６-01-24"):
+        assert parse_day(text) is None
+
+
+def test_catalog_is_complete():
+    for key, value in archive_catalog.CATALOG.items():
+        assert key.startswith("archive.") and value["en"].strip() and value["zh"].strip(), key
+
+
+def test_stats_text_matches_report_stats_line():
+    for lang in ("en", "zh"):
+        report = seed_report(lang)
+        assert stats_text(report.counts(), lang) == stats_line(report)
+        one = dataclasses.replace(report, entries=report.entries[:1] + (ReportEntry(
+            make_commit("c" * 40, "M", "01:00:00", "Merge", parents=("a", "b")), None),))
+        assert stats_text(one.counts(), lang) == stats_line(one)
+
+
+# The index ------------------------------------------------------------------------------------
+
+def _days(session, count: int, *, lang="en", start=SEED_DATE):
+    """count reports on consecutive days ending at start, each with a different number of commits."""
+    base = seed_report(lang)
+    for i in range(count):
+        day = start - datetime.timedelta(days=i)
+        store(session, dataclasses.replace(base, date=day, entries=base.entries[:1 + i % 15]))
+
+
+def test_index_lists_days_newest_first_with_stats_and_languages(client, session):
+    _days(session, 3)
+    store(session, dataclasses.replace(seed_report("zh"), date=SEED_DATE - datetime.timedelta(days=1)))
+    html = page(client, "/r/ai-dynamo/dynamo")
+    assert html == page(client, "/r/ai-dynamo/dynamo/")
+    dates = re.findall(r'<tr data-date="([^"]+)">', html)
+    assert dates == ["2026-01-24", "2026-01-23", "2026-01-22"]
+    row = html[html.index('data-date="2026-01-23"'):]
+    row = row[:row.index("</tr>")]
+    assert "2 commits" in row
+    assert 'href="/r/ai-dynamo/dynamo/2026-01-23?lang=zh" hreflang="zh">Chinese</a>' in row
+    assert 'href="/r/ai-dynamo/dynamo/2026-01-23?lang=en" hreflang="en">English</a>' in row
+    assert "2026-01-22?lang=zh" not in html
+    zh = page(client, "/r/ai-dynamo/dynamo/?lang=zh")
+    assert "本日共 15 个提交" in zh
+
+
+def test_index_pages_with_before(client, session):
+    _days(session, 35)
+    first = page(client, "/r/ai-dynamo/dynamo/")
+    dates = re.findall(r'<tr data-date="([^"]+)">', first)
+    assert len(dates) == 30 and dates[0] == "2026-01-24" and dates[-1] == "2025-12-26"
+    older = re.search(r'<a href="([^"]+)" rel="next">', first).group(1)
+    assert "before=2025-12-26" in older
+    second = page(client, unescape(older))
+    assert re.findall(r'<tr data-date="([^"]+)">', second) == [
+        (SEED_DATE - datetime.timedelta(days=i)).isoformat() for i in range(30, 35)]
+    assert 'rel="next"' not in second
+    page(client, "/r/ai-dynamo/dynamo/?before=yesterday", 400)
+
+
+def test_index_marks_failed_days(client, session):
+    store(session, ReportData(repo=SEED_REPO, date=SEED_DATE, language="en", entries=(), status="failed",
+                              error="boom"))
+    html = page(client, "/r/ai-dynamo/dynamo/")
+    assert "❌ fetching failed" in html and "0 commits" not in html
+
+
+# The Atom feed --------------------------------------------------------------------------------
+
+def _feed(client, url):
+    response = client.get(url)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/atom+xml; charset=utf-8"
+    return ET.fromstring(response.data)
+
+
+def test_feed_is_atom_with_entries_and_self_link(client, session):
+    _days(session, 3)
+    store(session, seed_report("zh"))
+    root = _feed(client, "/r/ai-dynamo/dynamo/feed.atom")
+    assert root.tag == f"{ATOM}feed"
+    assert root.findtext(f"{ATOM}id") == "http://localhost/r/ai-dynamo/dynamo/feed.atom"
+    assert root.findtext(f"{ATOM}title") and root.findtext(f"{ATOM}updated").endswith("Z")
+    self_link = root.find(f"{ATOM}link[@rel='self']")
+    assert self_link.get("href") == "http://localhost/r/ai-dynamo/dynamo/feed.atom"
+    assert root.find(f"{ATOM}author/{ATOM}name").text == "Repo Daily"
+    entries = root.findall(f"{ATOM}entry")
+    assert [e.findtext(f"{ATOM}id") for e in entries] == [
+        f"http://localhost/r/ai-dynamo/dynamo/2026-01-{d}?lang=en" for d in (24, 23, 22)]
+    first = entries[0]
+    assert first.findtext(f"{ATOM}title") == \
+        "ai-dynamo/dynamo · 2026-01-24 · 1 commit | 🔴 high 1 | 🟡 medium 0 | 🟢 low 0"
+    assert first.find(f"{ATOM}link").get("href") == "http://localhost/r/ai-dynamo/dynamo/2026-01-24?lang=en"
+    datetime.datetime.fromisoformat(first.findtext(f"{ATOM}updated"))
+    content = first.find(f"{ATOM}content")
+    assert content.get("type") == "html"
+    assert 'href="http://localhost/r/ai-dynamo/dynamo/2026-01-24?lang=en#c-feb6d27"' in content.text
+
+    zh = _feed(client, "/r/ai-dynamo/dynamo/feed.atom?lang=zh")
+    assert zh.find(f"{ATOM}link[@rel='self']").get("href") == \
+        "http://localhost/r/ai-dynamo/dynamo/feed.atom?lang=zh"
+    titles = [e.findtext(f"{ATOM}title") for e in zh.findall(f"{ATOM}entry")]
+    assert titles == ["ai-dynamo/dynamo · 2026-01-24 · 本日共 15 个提交 | 🔴高 7 | 🟡中 4 | 🟢低 4"]
+
+
+def test_feed_escapes_everything_and_uses_base_url(config, session, app):
+    app.config["BASE_URL"] = "https://daily.example.org"
+    report = seed_report("en")
+    hostile = make_commit("d" * 40, "x", "11:00:00", HOSTILE_TITLE + " & \x01\x1b")
+    store(session, dataclasses.replace(report, entries=report.entries + (
+        ReportEntry(hostile, make_analysis("en", "fix", "high", "]]> <b>&amp;")),)))
+    root = _feed(app.test_client(), "/r/ai-dynamo/dynamo/feed.atom")
+    assert root.findtext(f"{ATOM}id").startswith("https://daily.example.org/r/ai-dynamo/dynamo/")
+    content = root.find(f"{ATOM}entry/{ATOM}content").text
+    assert "&lt;script&gt;" in content and "<script>" not in content
+    assert "]]&gt; &lt;b&gt;&amp;amp;" in content
+
+
+def test_feed_of_failed_day(client, session):
+    store(session, ReportData(repo=SEED_REPO, date=SEED_DATE, language="en", entries=(), status="failed",
+                              error="boom"))
+    entry = _feed(client, "/r/ai-dynamo/dynamo/feed.atom").find(f"{ATOM}entry")
+    assert entry.findtext(f"{ATOM}title") == "ai-dynamo/dynamo · 2026-01-24 · ❌ fetching failed"
+    assert "boom" in entry.find(f"{ATOM}content").text
+
+
+# The daily run's own reports ------------------------------------------------------------------
+
+@pytest.fixture
+def github():
+    with FakeGitHub() as fake:
+        yield fake
+
+
+def test_page_of_a_daily_run(config, github, session, app):
+    from newsletter import daily  # imported here: it pulls in the OpenAI client, slow to import
+
+    app.config["GITHUB_API_URL"] = github.url
+    load_into(github)
+    subscriptions.subscribe_confirmed(session, "a@example.com", [(SEED_REPO, Threshold.LOW)], "zh")
+    session.commit()
+    daily.run_sync(session, daily.make_services(dict(app.config)), None,
+                   now=datetime.datetime(2026, 1, 25, 7, 0, tzinfo=datetime.UTC))
+    html = page(app.test_client(), PAGE)
+    assert len(ANCHOR.findall(html)) == 15 and "本日共 15 个提交" in html
+    assert "ℹ️ 本报告未使用大模型生成" in html
+    for commit in SEED_COMMITS:
+        assert f'id="c-{commit.sha[:7]}"' in html
+

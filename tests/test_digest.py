@@ -1,0 +1,522 @@
+"""The personalized daily email (newsletter.digest), built on the seed day of ai-dynamo/dynamo.
+
+The seed report (tests/test_report_render.py) has 15 commits: 7 high, 4 medium, 4 low. Other
+repositories are built here with their own titles, so an email can be searched for what must not
+be in it. Every fast render is compared with the naive one: same subject, text and HTML bytes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import email
+import email.policy
+import hashlib
+import os
+import re
+import shutil
+from html.parser import HTMLParser
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from newsletter.digest import (
+    DEFAULT_HTML_BUDGET,
+    DigestRenderer,
+    RenderedDigest,
+    SubscriberView,
+    render_naive,
+)
+from newsletter.i18n import t
+from newsletter.mailers import build_mime
+from newsletter.models import Threshold
+from newsletter.report_render import ReportData, ReportEntry, render_json
+from tests.test_report_render import DAY, SEED, make_analysis, make_commit, seed_report
+
+BASE = "https://daily.example.com"
+CONFIG = {"BASE_URL": BASE}
+SEED_REPO = "ai-dynamo/dynamo"
+OTHER = "octo-org/widgets"
+UNPICKED = "acme/rockets"
+HOSTILE_HEADER = "Daily\r\nBcc: victim@example.org\nX-Evil: 1"
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+SEED_TITLES = {importance: [message for _s, _a, _t, message, _c, imp, _z, _e in SEED if imp == importance]
+               for importance in ("high", "medium", "low")}
+
+
+# Builders -------------------------------------------------------------------------------------
+
+def custom_report(lang: str, repo: str, specs, **overrides) -> dict:
+    """A report of repo: one commit per (title, importance) spec; importance None is a merge commit."""
+    entries = []
+    for i, (title, importance) in enumerate(specs):
+        sha = hashlib.sha1(f"{repo} {i}".encode()).hexdigest()
+        parents = ("p1", "p2") if importance is None else ("p1",)
+        commit = dataclasses.replace(make_commit(sha, f"Dev {i}", f"{i % 10:02d}:{i % 60:02d}:00", title, parents=parents),
+                                     html_url=f"https://github.com/{repo}/commit/{sha}")
+        analysis = None if importance is None else make_analysis(lang, "feature", importance, f"Summary {i} of {title}")
+        entries.append(ReportEntry(commit, analysis))
+    fields = dict(repo=repo, date=DAY, language=lang, entries=entries, timezone="Asia/Shanghai", analyzer="gpt-test")
+    fields.update(overrides)
+    return render_json(ReportData(**fields))
+
+
+OTHER_SPECS = [("widgets: rewrite the gear train", "high"), ("widgets: polish the cogs", "medium"),
+               ("widgets: tidy README", "low"), ("Merge branch 'cogs'", None)]
+UNPICKED_SPECS = [("rockets: secret launch codes", "high")]
+
+
+def all_reports() -> dict:
+    reports = {}
+    for lang in ("en", "zh"):
+        reports[(SEED_REPO, lang)] = render_json(seed_report(lang))
+        reports[(OTHER, lang)] = custom_report(lang, OTHER, OTHER_SPECS)
+        reports[(UNPICKED, lang)] = custom_report(lang, UNPICKED, UNPICKED_SPECS)
+    return reports
+
+
+REPORTS = all_reports()
+
+
+def subscriber(*subscriptions, language="en", send_empty=False, address="reader@example.com") -> SubscriberView:
+    return SubscriberView(email=address, language=language, subscriptions=tuple(subscriptions),
+                          preferences_url=f"{BASE}/preferences/p-token", unsubscribe_url=f"{BASE}/unsubscribe/u-token",
+                          send_empty=send_empty)
+
+
+def both(view: SubscriberView, reports=REPORTS, config=CONFIG, date=DAY) -> RenderedDigest | None:
+    """The fast render, checked to be identical to the naive one."""
+    fast = DigestRenderer(config, date, reports).render(view)
+    naive = render_naive(config, date, reports, view)
+    if fast is None or naive is None:
+        assert fast is None and naive is None
+        return None
+    assert fast.subject == naive.subject
+    assert fast.text == naive.text
+    assert fast.html == naive.html
+    assert fast.headers == naive.headers and fast.counts == naive.counts
+    return fast
+
+
+class Page(HTMLParser):
+    """Tags, attributes and visible text of an HTML email."""
+
+    def __init__(self, html: str):
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict]] = []
+        self.parts: list[str] = []
+        self.hidden = 0
+        self.in_body = False
+        self.body_tags: set[str] = set()
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self.hidden += tag in ("head", "style", "title")
+        self.in_body = self.in_body or tag == "body"
+        if self.in_body:
+            self.body_tags.add(tag)
+
+    def handle_endtag(self, tag):
+        self.hidden -= tag in ("head", "style", "title")
+
+    def handle_data(self, data):
+        if not self.hidden:
+            self.parts.append(data)
+
+    @property
+    def text(self) -> str:
+        return " ".join(" ".join(self.parts).split())
+
+    def hrefs(self) -> list[str]:
+        return [attrs.get("href") or "" for tag, attrs in self.tags if tag == "a"]
+
+
+def report_link(repo=SEED_REPO, lang="en") -> str:
+    return f"{BASE}/r/{repo}/{DAY.isoformat()}?lang={lang}"
+
+
+# Personalization ------------------------------------------------------------------------------
+
+def test_thresholds_filter_each_repository_and_unpicked_repositories_never_appear():
+    digest = both(subscriber((SEED_REPO, "high"), (OTHER, "low")))
+    page = Page(digest.html)
+    for title in SEED_TITLES["high"]:
+        assert title in page.text and title in digest.text
+    for title in SEED_TITLES["medium"] + SEED_TITLES["low"]:
+        assert title not in page.text and title not in digest.text
+    for title, _importance in OTHER_SPECS:  # low threshold: everything, merges included
+        assert title in page.text and title in digest.text
+    for text in (digest.html, digest.text):
+        assert UNPICKED not in text and "secret launch codes" not in text
+    assert digest.counts | {"html_bytes": 0} == {
+        "high": 8, "medium": 1, "low": 1, "merge": 1, "repositories": 2, "shown": 11, "omitted": 8,
+        "failed": 0, "collapsed": 0, "dropped": 0, "html_bytes": 0}
+
+
+def test_medium_threshold_shows_high_and_medium_and_counts_the_rest():
+    digest = both(subscriber((SEED_REPO, "medium")))
+    page = Page(digest.html)
+    for title in SEED_TITLES["high"] + SEED_TITLES["medium"]:
+        assert title in page.text
+    assert not any(title in page.text for title in SEED_TITLES["low"])
+    assert "4 lower-importance commits left out." in page.text
+    assert "4 lower-importance commits left out. Read the full report: " + report_link() in digest.text
+    assert report_link() in page.hrefs()
+    # Groups in order, each commit with every field of the analysis.
+    assert page.text.index("High importance (7)") < page.text.index("Medium importance (4)")
+    for key in ("report.field.summary", "report.field.impact_scope", "report.field.insight",
+                "report.field.architecture", "report.field.performance", "report.field.security",
+                "report.field.risks", "report.field.recommendations"):
+        assert page.text.count(t(key, "en")) == 11 and digest.text.count(t(key, "en")) == 11
+    assert page.text.count("It breaks a public interface that callers must follow.") == 7
+    assert "https://github.com/ai-dynamo/dynamo/commit/ebde0f662ca789686611a2a3c635cda2e24879eb" in page.hrefs()
+    assert "15 commits | 🔴 high 7 | 🟡 medium 4 | 🟢 low 4" in page.text
+
+
+def test_thresholds_accept_the_model_enum_and_repeat_repositories_once():
+    by_enum = both(subscriber((SEED_REPO, Threshold.HIGH), (SEED_REPO, Threshold.LOW)))
+    by_text = both(subscriber((SEED_REPO, "high")))
+    assert by_enum.html == by_text.html and by_enum.counts["shown"] == 7
+
+
+@pytest.mark.parametrize("change", [{"language": "fr"}, {"subscriptions": ((SEED_REPO, "urgent"),)}])
+def test_unknown_language_or_threshold_is_refused(change):
+    view = dataclasses.replace(subscriber((SEED_REPO, "high")), **change)
+    with pytest.raises(ValueError):
+        DigestRenderer(CONFIG, DAY, REPORTS).render(view)
+    with pytest.raises(ValueError):
+        render_naive(CONFIG, DAY, REPORTS, view)
+
+
+def test_header_summary_and_overview_rows():
+    digest = both(subscriber((SEED_REPO, "medium"), (OTHER, "high")))
+    page = Page(digest.html)
+    assert "12 commits at or above your thresholds · 🔴 8 · 🟡 4 · 7 lower-importance left out" in page.text
+    assert f"{SEED_REPO} · Medium and up 🔴 7 · 🟡 4 · 4 left out" in page.text
+    assert f"{OTHER} · High only 🔴 1 · 3 left out" in page.text
+    assert page.text.index(SEED_REPO) < page.text.index(OTHER)
+
+
+def test_zh_email_uses_zh_labels_and_en_email_has_no_chinese():
+    zh = both(subscriber((SEED_REPO, "medium"), language="zh"))
+    page = Page(zh.html)
+    for key in ("report.field.summary", "report.field.risks", "importance.high", "digest.footer.unsubscribe",
+                "digest.view_in_browser", "change_type.refactor"):
+        assert t(key, "zh") in page.text and t(key, "zh") in zh.text
+    assert "本日共 15 个提交 | 🔴高 7 | 🟡中 4 | 🟢低 4" in page.text
+    assert "在 `runtime` 中新增事件平面" in zh.text and "在 runtime 中新增事件平面" in page.text
+    assert "另有 4 个较低重要度的提交未列出。" in page.text
+    assert report_link(lang="zh") in page.hrefs()
+    assert '<html lang="zh"' in zh.html
+    en = both(subscriber((SEED_REPO, "medium")))
+    assert re.findall(r"[\u4e00-\u9fff]", en.html + en.text) == []
+
+
+def test_code_spans_in_analysis_become_code_elements():
+    digest = both(subscriber((SEED_REPO, "high")))
+    assert re.search(r'<code style="[^"]*">runtime</code>', digest.html)
+    assert "`runtime`" in digest.text
+
+
+# Empty days, failures, missing reports ----------------------------------------------------------
+
+def test_nothing_at_threshold_is_no_email_unless_send_empty():
+    reports = {**REPORTS, (OTHER, "en"): custom_report("en", OTHER, [("widgets: typo", "low")])}
+    view = subscriber((OTHER, "high"))
+    assert both(view, reports) is None
+    assert DigestRenderer(CONFIG, DAY, reports).render(subscriber()) is None  # no subscriptions at all
+
+    digest = both(dataclasses.replace(view, send_empty=True), reports)
+    page = Page(digest.html)
+    assert digest.subject == f"[Repo Daily] {DAY} · {OTHER} · nothing notable today"
+    assert t("digest.summary.nothing", "en") in page.text and "nothing at your threshold" in page.text
+    assert "widgets: typo" not in digest.html + digest.text
+    assert digest.counts["shown"] == 0 and digest.counts["omitted"] == 1
+    assert f"{BASE}/unsubscribe/u-token" in page.hrefs()
+
+
+def test_failed_repository_says_so_in_its_section():
+    failed = custom_report("en", OTHER, [], status="failed", error="GitHub answered 502 <Bad Gateway>")
+    reports = {**REPORTS, (OTHER, "en"): failed}
+    digest = both(subscriber((SEED_REPO, "high"), (OTHER, "medium")), reports)
+    page = Page(digest.html)
+    section = page.text[page.text.index(f"📦 {OTHER}"):]
+    assert section.startswith(f"📦 {OTHER} ❌ Fetching commits failed for this day: GitHub answered 502 <Bad Gateway>")
+    assert "&lt;Bad Gateway&gt;" in digest.html and "<Bad Gateway>" not in digest.html
+    assert "❌ fetch failed" in page.text and "1 could not be fetched" in page.text
+    assert "❌ Fetching commits failed for this day: GitHub answered 502 <Bad Gateway>" in digest.text
+    assert digest.counts["failed"] == 1
+    # A failure alone is nothing notable: no email unless asked for.
+    assert both(subscriber((OTHER, "medium")), reports) is None
+
+
+def test_missing_report_and_day_without_commits():
+    quiet = custom_report("en", OTHER, [])
+    reports = {**REPORTS, (OTHER, "en"): quiet}
+    digest = both(subscriber((SEED_REPO, "high"), (OTHER, "low"), ("nobody/nothing", "low")), reports)
+    page = Page(digest.html)
+    assert f"No new commits on {DAY}." in page.text and "no new commits" in page.text
+    assert f"There is no report for this repository on {DAY}." in page.text
+    assert report_link("nobody/nothing") not in page.hrefs()
+
+
+def test_merge_commits_show_only_at_low_threshold():
+    low = both(subscriber((OTHER, "low")))
+    assert "🔀 Merge commit: listed, not analysed." in Page(low.html).text
+    assert "🔀 Merge commits (1)" in low.text
+    medium = both(subscriber((OTHER, "medium")))
+    assert "Merge branch" not in medium.html and "2 lower-importance commits left out." in medium.text
+
+
+def test_repeated_anchors_still_give_each_commit_its_own_piece():
+    report = custom_report("en", OTHER, [("first twin", "high"), ("second twin", "high")])
+    for entry in report["entries"]:
+        entry["anchor"] = "c-1234567"
+    digest = both(subscriber((OTHER, "high")), {(OTHER, "en"): report})
+    assert "first twin" in digest.text and "second twin" in digest.text
+
+
+# Subject and headers --------------------------------------------------------------------------
+
+def test_subject_formats():
+    assert both(subscriber((SEED_REPO, "medium"), (OTHER, "low"))).subject == \
+        f"[Repo Daily] {DAY} · 2 repositories · 8 high"
+    assert both(subscriber((SEED_REPO, "medium"))).subject == f"[Repo Daily] {DAY} · {SEED_REPO} · 7 high"
+    assert both(subscriber((SEED_REPO, "medium"), (OTHER, "low"), language="zh")).subject == \
+        f"[Repo Daily] {DAY} · 2 个仓库 · 8 个高重要度提交"
+    medium_only = {**REPORTS, (OTHER, "en"): custom_report("en", OTHER, [("a", "medium"), ("b", "low")])}
+    assert both(subscriber((OTHER, "medium")), medium_only).subject == f"[Repo Daily] {DAY} · {OTHER} · 1 medium"
+    assert both(subscriber((OTHER, "low")), medium_only).subject == f"[Repo Daily] {DAY} · {OTHER} · 1 medium"
+    low_only = {**REPORTS, (OTHER, "en"): custom_report("en", OTHER, [("a", "low"), ("b", "low")])}
+    assert both(subscriber((OTHER, "low")), low_only).subject == f"[Repo Daily] {DAY} · {OTHER} · 2 commits"
+
+
+def test_list_headers():
+    view = subscriber((SEED_REPO, "high"))
+    digest = both(view)
+    assert digest.headers["List-Unsubscribe"] == f"<{BASE}/unsubscribe/u-token>"
+    assert digest.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert digest.headers["List-Id"] == "Repo Daily <daily.daily.example.com>"
+    with_mailto = both(view, config={**CONFIG, "LIST_UNSUBSCRIBE_MAILTO": "unsubscribe@daily.example.com"})
+    assert with_mailto.headers["List-Unsubscribe"] == \
+        f"<{BASE}/unsubscribe/u-token>, <mailto:unsubscribe@daily.example.com?subject=unsubscribe>"
+    mime = build_mime(digest.message(), "Repo Daily <news@daily.example.com>")
+    parsed = email.message_from_bytes(mime.as_bytes(), policy=email.policy.default)
+    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert parsed["Subject"] == digest.subject and parsed["To"] == "reader@example.com"
+    assert parsed.get_body(("plain",)).get_content().replace("\r\n", "\n").rstrip("\n") == digest.text.rstrip("\n")
+
+
+def test_footer_links_and_why():
+    digest = both(subscriber((SEED_REPO, "high"), (OTHER, "low"), address="a+b&c@example.com"))
+    page = Page(digest.html)
+    assert {f"{BASE}/preferences/p-token", f"{BASE}/unsubscribe/u-token"} <= set(page.hrefs())
+    why = f"You are receiving this because a+b&c@example.com subscribed to {SEED_REPO}, {OTHER} at daily.example.com."
+    assert why in page.text and why in digest.text
+    assert "a+b&amp;c@example.com" in digest.html
+    assert f"Unsubscribe: {BASE}/unsubscribe/u-token" in digest.text
+
+
+# Escaping -------------------------------------------------------------------------------------
+
+HOSTILE_TITLE = '<script>alert("t")</script> "><img src=x onerror=alert(1)> ' + HOSTILE_HEADER
+
+
+def hostile_reports(lang="en") -> dict:
+    sha = "f" * 40
+    commit = dataclasses.replace(
+        make_commit(sha, '<img src=x onerror="alert(2)">Mallory', "10:00:00", HOSTILE_TITLE + "\n\nbody <b>bold</b>"),
+        html_url="javascript:alert(3)//https://github.com/x")
+    analysis = make_analysis(
+        lang, "security", "high", 'Fixes <script>alert(4)</script> and [click](javascript:alert(5)) `<b>x</b>`',
+        importance_reason='"><a href="javascript:alert(6)">win</a>',
+        risks=("<iframe src=https://evil.example></iframe>",),
+        recommendations=("\u202eevil\u202c reversed", "line\r\nBcc: victim@example.org"),
+        fallback=True, fallback_reason="<style>body{display:none}</style>")
+    report = ReportData(repo=SEED_REPO, date=DAY, language=lang, entries=[ReportEntry(commit, analysis)],
+                        status="ok", analyzer="gpt-test")
+    return {(SEED_REPO, lang): render_json(report)}
+
+
+def assert_inert(html: str) -> None:
+    page = Page(html)
+    tags = {tag for tag, _attrs in page.tags}
+    assert not tags & {"script", "img", "iframe"}, tags
+    assert "<script" not in html.lower() and "<iframe" not in html.lower()
+    for tag, attrs in page.tags:
+        assert not any(name.startswith("on") for name in attrs), (tag, attrs)
+    for href in page.hrefs():
+        assert href.startswith(("https://", "http://")), href
+    assert "javascript:" not in " ".join(page.hrefs()).lower()
+    assert page.body_tags.isdisjoint({"style", "link", "meta", "form", "input", "object", "embed"})
+
+
+def test_hostile_commit_text_renders_inert():
+    digest = both(subscriber((SEED_REPO, "high")), hostile_reports())
+    assert_inert(digest.html)
+    page = Page(digest.html)
+    # Shown as text: the title is the message's first line; bidi overrides and line breaks are flattened.
+    assert '<script>alert("t")</script> "><img src=x onerror=alert(1)> Daily' in page.text
+    assert "Bcc" not in digest.subject and "victim" not in digest.subject
+    assert '<img src=x onerror="alert(2)">Mallory' in page.text
+    assert "evil reversed" in page.text and "\u202e" not in digest.html + digest.text
+    assert "&lt;b&gt;x&lt;/b&gt;" in digest.html and "<b>x</b>" not in digest.html
+    assert "line Bcc: victim@example.org" in digest.text
+    # The commit URL is not http(s): no link to it anywhere.
+    assert "javascript:alert(3)" not in digest.html and "javascript:alert(3)" not in digest.text
+    assert t("report.view_commit", "en") not in page.text
+    # The subject never carries commit text, and every header is one line.
+    assert digest.subject == f"[Repo Daily] {DAY} · {SEED_REPO} · 1 high"
+    for value in (digest.subject, *digest.headers.values()):
+        assert "\n" not in value and "\r" not in value
+
+
+@pytest.mark.parametrize("field, url", [("preferences_url", 'javascript:alert(1)"'),
+                                        ("unsubscribe_url", f"{BASE}/unsubscribe/t\r\nBcc: v@x")])
+def test_links_that_are_not_clean_http_urls_are_refused(field, url):
+    view = dataclasses.replace(subscriber((SEED_REPO, "high")), **{field: url})
+    with pytest.raises(ValueError):
+        DigestRenderer(CONFIG, DAY, REPORTS).render(view)
+    with pytest.raises(ValueError):
+        render_naive(CONFIG, DAY, REPORTS, view)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(title=st.text(max_size=80), summary=st.text(max_size=80), author=st.text(max_size=30))
+def test_any_commit_text_is_inert_and_both_renderers_agree(title, summary, author):
+    commit = make_commit("a" * 40, author or "x", "10:00:00", title)
+    analysis = make_analysis("en", "fix", "high", summary)
+    report = ReportData(repo=SEED_REPO, date=DAY, language="en", entries=[ReportEntry(commit, analysis)])
+    digest = both(subscriber((SEED_REPO, "high")), {(SEED_REPO, "en"): render_json(report)})
+    assert_inert(digest.html)
+    assert "\n" not in digest.subject
+
+
+# Size budget ----------------------------------------------------------------------------------
+
+def huge_reports(commits: int, words: int, lang="en") -> dict:
+    long = " ".join(["performance"] * words)
+    specs = [(f"huge commit {i:03d}", "high" if i % 3 else "medium") for i in range(commits)]
+    report = custom_report(lang, OTHER, specs)
+    for entry in report["entries"]:
+        entry["analysis"]["summary"] = long
+        entry["analysis"]["risks"] = [long, long]
+    return {(OTHER, lang): report}
+
+
+def test_over_budget_email_collapses_later_commits_to_one_line():
+    reports = huge_reports(60, 200)
+    digest = both(subscriber((OTHER, "low")), reports)
+    assert digest.counts["html_bytes"] == len(digest.html.encode()) <= DEFAULT_HTML_BUDGET
+    full, collapsed = 60 - digest.counts["collapsed"], digest.counts["collapsed"]
+    assert 0 < full < 60 and digest.counts["dropped"] == 0
+    page = Page(digest.html)
+    assert t("digest.collapsed_note", "en") in page.text and t("digest.collapsed_note", "en") in digest.text
+    entries = [e for e in reports[(OTHER, "en")]["entries"]]
+    # Email order is report order (high, then medium); the first `full` are whole, the rest one line each.
+    for position, entry in enumerate(entries):
+        anchor_link = f"{report_link(OTHER)}#{entry['anchor']}"
+        if position < full:
+            assert entry["commit"]["html_url"] in page.hrefs() and anchor_link not in page.hrefs()
+        else:
+            assert anchor_link in page.hrefs() and entry["commit"]["html_url"] not in page.hrefs()
+            assert f"▸ 🔴 {entry['title']} · High — {anchor_link}" in digest.text or \
+                f"▸ 🟡 {entry['title']} · Medium — {anchor_link}" in digest.text
+    assert collapsed == sum(1 for href in page.hrefs() if "#c-" in href)
+
+
+def test_budget_is_configurable():
+    config = {**CONFIG, "DIGEST_HTML_BUDGET": 30_000}
+    digest = both(subscriber((SEED_REPO, "low")), config=config)
+    assert digest.counts["html_bytes"] <= 30_000 < len(both(subscriber((SEED_REPO, "low"))).html.encode())
+    assert 0 < digest.counts["collapsed"] < 15
+
+
+def test_far_over_budget_email_is_cut_short_and_still_fits():
+    reports = huge_reports(400, 5)
+    digest = both(subscriber((OTHER, "low")), reports, config={**CONFIG, "DIGEST_HTML_BUDGET": 60_000})
+    assert len(digest.html.encode()) <= 60_000
+    assert digest.counts["collapsed"] > 0 and digest.counts["dropped"] > 0
+    assert digest.counts["collapsed"] + digest.counts["dropped"] == 400
+    assert t("digest.truncated_note", "en") in Page(digest.html).text
+    assert report_link(OTHER) in Page(digest.html).hrefs()  # the full report stays one click away
+    entries = reports[(OTHER, "en")]["entries"]
+    assert entries[0]["title"] in digest.text and entries[-1]["title"] not in digest.text
+
+
+# Fast equals naive, and the fast one compiles per repository, not per subscriber --------------------
+
+def test_fast_and_naive_agree_for_a_mix_of_subscribers():
+    failed = custom_report("zh", OTHER, [], status="failed", error="超时")
+    reports = {**REPORTS, (OTHER, "zh"): failed}
+    views = [
+        subscriber((SEED_REPO, "high")),
+        subscriber((SEED_REPO, "low"), (OTHER, "medium"), language="zh"),
+        subscriber((OTHER, "low"), (SEED_REPO, "medium"), ("missing/repo", "high")),
+        subscriber((OTHER, "high"), language="zh", send_empty=True),
+        subscriber((UNPICKED, "low"), (OTHER, "low"), (SEED_REPO, "high"), address="z@example.org"),
+    ]
+    for view in views:
+        assert both(view, reports) is not None
+
+
+def test_one_renderer_compiles_per_repository_and_language_only():
+    renderer = DigestRenderer(CONFIG, DAY, REPORTS)
+    views = [subscriber((SEED_REPO, threshold), (OTHER, other), language=lang, address=f"r{i}@example.com")
+             for i, (threshold, other, lang) in enumerate(
+                 [(a, b, c) for a in ("high", "medium", "low") for b in ("high", "low") for c in ("en", "zh")] * 3)]
+    rendered = [renderer.render(view) for view in views]
+    # One skeleton per language plus one piece document per (repository, language); nothing per subscriber.
+    assert renderer.compiles == 2 + 4
+    for view, digest in zip(views[:12], rendered[:12], strict=True):
+        assert digest.html == render_naive(CONFIG, DAY, REPORTS, view).html
+    assert len({d.html for d in rendered}) == 36  # each subscriber's own links and address
+
+
+# A real browser -------------------------------------------------------------------------------
+
+def sample_email() -> RenderedDigest:
+    failed = custom_report("en", UNPICKED, [], status="failed", error="GitHub answered 502")
+    reports = {**REPORTS, (UNPICKED, "en"): failed}
+    return both(subscriber((SEED_REPO, "medium"), (OTHER, "low"), (UNPICKED, "high")), reports)
+
+
+@pytest.mark.browser
+def test_email_renders_without_horizontal_scrolling(tmp_path):
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        pytest.fail(f"chromium is not installed at {CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH)",
+                    pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    digest = sample_email()
+    path = tmp_path / "digest.html"
+    path.write_text(digest.html, encoding="utf-8")
+    remote: list[str] = []  # anything fetched beyond the file itself: images, fonts, trackers
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            for width in (1200, 375):
+                page = browser.new_page(viewport={"width": width, "height": 900})
+                page.on("request", lambda r: remote.append(r.url) if not r.url.startswith("file:") else None)
+                page.goto(path.as_uri())
+                scroll_width, inner_width = page.evaluate(
+                    "() => [document.documentElement.scrollWidth, window.innerWidth]")
+                assert scroll_width <= inner_width, f"scrolls sideways at {width}px: {scroll_width} > {inner_width}"
+                # The content column is 640px at most and fills a phone's width.
+                column = page.evaluate(
+                    "() => document.querySelector('[id^=repo-]').getBoundingClientRect().width")
+                assert column <= 640 and (width > 640 or column >= width - 60), column
+                assert remote == [], f"the email loads remote resources: {remote}"
+                shot = tmp_path / f"digest-{width}.png"
+                page.screenshot(path=str(shot), full_page=True)
+                assert shot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+                page.close()
+        finally:
+            browser.close()
+    keep = os.environ.get("DIGEST_SCREENSHOT_DIR")
+    if keep:  # for a person to look at
+        for shot in tmp_path.glob("digest-*.png"):
+            shutil.copy(shot, keep)
