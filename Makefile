@@ -1,9 +1,9 @@
-# Two commands on a fresh machine: `make run` (the service on its embedded defaults) and `make test`.
+# Two commands on a fresh machine: `make run` (a whole day end to end on the embedded defaults) and `make test`.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install run test test-fast browser lint
+.PHONY: install run serve test test-fast browser kill lint
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,10 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 run: install
+	$(BIN)/newsletter db upgrade
+	$(BIN)/newsletter demo
+
+serve: install
 	$(BIN)/newsletter db upgrade
 	$(BIN)/newsletter run
 
@@ -27,6 +31,9 @@ test-fast: install
 browser: install
 	scripts/ensure-chromium
 	$(BIN)/python -m pytest -m browser
+
+kill: install
+	$(BIN)/python -m pytest -m kill
 
 lint: install
 	$(BIN)/ruff check newsletter jobs tests bench

@@ -22,9 +22,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from sqlalchemy import select  # noqa: E402
+
 from newsletter import create_app, daily, migrate, subscriptions  # noqa: E402
 from newsletter.models import Report, Threshold  # noqa: E402
-from sqlalchemy import select  # noqa: E402
 from tests.fakes.github import FakeGitHub  # noqa: E402
 from tests.fakes.openai import FakeOpenAI  # noqa: E402
 

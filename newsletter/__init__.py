@@ -13,11 +13,9 @@ TEMPLATES = ROOT / "templates"
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the Flask app from the environment, or from `config` overrides in tests."""
-    from .config import instance_secret_key, load_config
+    from .config import instance_secret_key, load_config, setting_names
     from .db import Database
     from .extensions import csrf, limiter
-
-    from .config import setting_names
 
     environ = dict(os.environ)
     # String overrides go through load_config too, so defaults derived from them (the instance

@@ -289,10 +289,44 @@ def scheduler_command():
     scheduler.start()
 
 
+@click.command("demo")
+@click.option("--repo-path", type=click.Path(exists=True, file_okay=False), default=None,
+              help="A local git repository (default: this project's own history).")
+@click.option("--days", default=3, show_default=True, help="How many of its last days with commits to report.")
+@click.option("--email", default="demo@example.com", show_default=True)
+@click.option("--lang", "language", type=click.Choice(["en", "zh"]), default="en", show_default=True)
+@with_appcontext
+def demo_command(repo_path, days, email, language):
+    """Run whole days end to end offline: local git → heuristic analysis → reports → emails in the outbox."""
+    from email import message_from_bytes
+    from email import policy as email_policy
+    from pathlib import Path
+
+    from . import ROOT
+    from .demo import run_demo
+
+    path = repo_path or str(ROOT)
+    result = run_demo(current_app.config, path, email, language, days)
+    if not result.days:
+        raise click.ClickException(f"{path} has no commits to report")
+    click.echo(f"demo: {result.repo} ({Path(path).resolve()}), heuristic analysis, database {result.database_url}")
+    for day, counts in result.reports.items():
+        click.echo(f"  {day}: {counts['total']} commits | high {counts['high']} | medium {counts['medium']} | "
+                   f"low {counts['low']}")
+    for eml in result.emails:
+        message = message_from_bytes(eml.read_bytes(), policy=email_policy.default)
+        html = eml.with_suffix(".html")
+        html.write_text(message.get_body(("html",)).get_content(), encoding="utf-8")
+        click.echo(f"  email: {message['Subject']}")
+        click.echo(f"    open {html}  (the message itself: {eml})")
+    click.echo(f"browse the reports: DATABASE_URL={result.database_url} newsletter run, then "
+               f"http://localhost:5000/r/{result.repo}/")
+
+
 def register(app) -> None:
     """Attach the commands to app.cli, so `flask --app wsgi ...` has them too."""
     for command in (db_group, subscribe_command, run_daily_command, report_command, worker_command,
-                    scheduler_command, deliver_command, preview_command):
+                    scheduler_command, deliver_command, preview_command, demo_command):
         app.cli.add_command(command)
 
 

@@ -68,7 +68,8 @@ def iter_active_subscribers(session: Session, page: int = PAGE) -> Iterator[Subs
 def content_key(subscriber: Subscriber) -> str:
     """Equal for subscribers whose emails differ only in their own address and links."""
     subs = sorted((s.repo, s.threshold.value) for s in subscriber.subscriptions)
-    raw = f"{subscriber.language}|{int(subscriber.send_empty)}|" + ";".join(f"{r}:{t}" for r, t in subs)
+    # send_empty is left out: it changes whether an email goes, never what a sent one holds.
+    raw = f"{subscriber.language}|" + ";".join(f"{r}:{t}" for r, t in subs)
     return hashlib.sha1(raw.encode()).hexdigest()
 
 
@@ -138,7 +139,7 @@ def _number_batches(session: Session, day: date, batch_size: int, chunk: int, st
         batches.append((number, current))
     for number, ids in batches:
         for i in range(0, len(ids), PAGE):
-            session.execute(update(Delivery).where(Delivery.id.in_(ids[i:i + PAGE])).values(batch=number))
+            session.execute(_bulk(update(Delivery)).where(Delivery.id.in_(ids[i:i + PAGE])).values(batch=number))
     session.commit()
     return [number for number, _ in batches]
 
@@ -220,6 +221,12 @@ def templatize(digest: RenderedDigest, view: SubscriberView) -> tuple[tuple[str,
 
 # Sending ---------------------------------------------------------------------------------------
 
+def _bulk(statement):
+    # The rows are not needed back in the session: evaluating the WHERE clause against every object
+    # the session holds would make each update cost O(batch size).
+    return statement.execution_options(synchronize_session=False)
+
+
 def _claimant() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -233,55 +240,77 @@ class BatchResult:
 
 
 def send_batch(session: Session, config: dict, mailer, day: date, batch: int) -> BatchResult:
-    """Render and send the pending deliveries of one batch, one claimed chunk at a time."""
+    """Render and send the pending deliveries of one batch, one claimed chunk at a time.
+
+    Rows come in content-key order, so recipients of identical content arrive together and only
+    one group's content is held in memory at a time.
+    """
     result = BatchResult()
     rows = list(session.scalars(select(Delivery).where(
         Delivery.date == day, Delivery.batch == batch, Delivery.status == DeliveryStatus.PENDING)
         .options(selectinload(Delivery.subscriber).selectinload(Subscriber.subscriptions))
-        .order_by(Delivery.id)))
+        .order_by(Delivery.content_key, Delivery.id)))
     if not rows:
         return result
     renderer = renderer_for(session, config, day)
-    groups: dict[tuple[str, str, str], Group] = {}
-    skipped = []
+    size = max(1, getattr(mailer, "max_recipients", 1))
+    group: Group | None = None
+    content: tuple | None = None
     for delivery in rows:
         subscriber = delivery.subscriber
         if not subscriber.receives_email or not subscriber.subscriptions:
-            skipped.append((delivery.id, "subscriber no longer receives email"))
+            _skip(session, delivery.id, "subscriber no longer receives email", result)
             continue
         view = subscriber_view(config, subscriber)
-        digest = renderer.render(view)
-        if digest is None:
-            skipped.append((delivery.id, "nothing at or above the thresholds"))
+        try:
+            digest = renderer.render(view)
+        except ValueError as exc:  # one subscriber's bad data must not stop the batch
+            log.error("delivery %s cannot be rendered: %s", delivery.id, exc)
+            _finish(session, [delivery.id], DeliveryStatus.FAILED, error=f"cannot render: {exc}"[:2000])
+            result.failed += 1
             continue
-        content, substitutions = templatize(digest, view)
-        group = groups.get(content)
+        if digest is None:
+            _skip(session, delivery.id, "nothing at or above the thresholds", result)
+            continue
+        this_content, substitutions = templatize(digest, view)
+        if group is not None and (this_content != content or len(group.recipients) >= size):
+            _send_chunk(session, mailer, group, result)
+            group = None
         if group is None:
-            group = groups[content] = Group(*content)
-        headers = {k: v for k, v in digest.headers.items()}
-        group.recipients.append(Recipient(delivery.id, subscriber.email, substitutions, headers))
-    for delivery_id, reason in skipped:
-        session.execute(update(Delivery).where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.PENDING)
-                        .values(status=DeliveryStatus.SKIPPED, error=reason, updated_at=utcnow()))
-        result.skipped += 1
+            group, content = Group(*this_content), this_content
+        group.recipients.append(Recipient(delivery.id, subscriber.email, substitutions, dict(digest.headers)))
+    if group is not None:
+        _send_chunk(session, mailer, group, result)
     session.commit()
-    size = max(1, getattr(mailer, "max_recipients", 1))
-    for group in groups.values():
-        for i in range(0, len(group.recipients), size):
-            _send_chunk(session, mailer, group, group.recipients[i:i + size], result)
+    session.expire_all()  # the bulk updates bypassed the loaded rows
     return result
 
 
-def _send_chunk(session: Session, mailer, group: Group, chunk: list[Recipient], result: BatchResult) -> None:
-    ids = [r.delivery_id for r in chunk]
+def _skip(session: Session, delivery_id: int, reason: str, result: BatchResult) -> None:
+    session.execute(_bulk(update(Delivery)).where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.PENDING)
+                    .values(status=DeliveryStatus.SKIPPED, error=reason, updated_at=utcnow()))
+    result.skipped += 1
+
+
+def _finish(session: Session, ids: list[int], status: DeliveryStatus, **values) -> None:
+    now = utcnow()
+    if status is DeliveryStatus.SENT:
+        values["sent_at"] = now
+    session.execute(_bulk(update(Delivery)).where(Delivery.id.in_(ids)).values(status=status, updated_at=now, **values))
+    session.commit()
+
+
+def _send_chunk(session: Session, mailer, group: Group, result: BatchResult) -> None:
+    """Claim the group's rows (pending → sending), hand them to the mailer, record the outcome."""
+    ids = [r.delivery_id for r in group.recipients]
     # Claim: only rows still pending are ours; a concurrent or retried job claims none twice.
     claimed = set(session.scalars(
-        update(Delivery).where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.PENDING)
+        _bulk(update(Delivery)).where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.PENDING)
         .values(status=DeliveryStatus.SENDING, attempts=Delivery.attempts + 1, claimed_by=_claimant(),
                 updated_at=utcnow())
         .returning(Delivery.id)))
-    session.commit()
-    chunk = [r for r in chunk if r.delivery_id in claimed]
+    session.commit()  # also commits the skips recorded before this chunk
+    chunk = [r for r in group.recipients if r.delivery_id in claimed]
     if not chunk:
         return
     result.requests += 1
@@ -289,16 +318,11 @@ def _send_chunk(session: Session, mailer, group: Group, chunk: list[Recipient], 
         message_id = mailer.send_group(group.subject, group.html, group.text, chunk)
     except DeliveryError as exc:
         log.error("delivery of %d emails failed: %s", len(chunk), exc)
-        session.execute(update(Delivery).where(Delivery.id.in_([r.delivery_id for r in chunk]))
-                        .values(status=DeliveryStatus.FAILED, error=str(exc)[:2000], updated_at=utcnow()))
-        session.commit()
+        _finish(session, [r.delivery_id for r in chunk], DeliveryStatus.FAILED, error=str(exc)[:2000])
         result.failed += len(chunk)
         return
-    now = utcnow()
-    session.execute(update(Delivery).where(Delivery.id.in_([r.delivery_id for r in chunk]))
-                    .values(status=DeliveryStatus.SENT, message_id=(message_id or "")[:200], error=None,
-                            sent_at=now, updated_at=now))
-    session.commit()
+    _finish(session, [r.delivery_id for r in chunk], DeliveryStatus.SENT, message_id=(message_id or "")[:200],
+            error=None)
     result.sent += len(chunk)
 
 
@@ -317,7 +341,7 @@ def recover(session: Session, day: date, lease: timedelta = timedelta(minutes=10
         if dead or now - delivery.updated_at.replace(tzinfo=now.tzinfo) > lease:
             stuck.append(delivery.id)
     if stuck:
-        session.execute(update(Delivery).where(Delivery.id.in_(stuck)).values(
+        session.execute(_bulk(update(Delivery)).where(Delivery.id.in_(stuck)).values(
             status=DeliveryStatus.FAILED, updated_at=now,
             error="interrupted while being handed to the mail backend; not resent to avoid a duplicate"))
         session.commit()

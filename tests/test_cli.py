@@ -52,3 +52,56 @@ def test_console_script_upgrades_a_fresh_sqlite_database(tmp_path):
     sub = subprocess.run([*cmd, "subscribe", "x@example.com", "--repo", "rq/rq:low", "--confirmed"],
                          env=env, capture_output=True, text=True, timeout=120)
     assert sub.returncode == 0 and "x@example.com confirmed" in sub.stdout, sub.stderr
+
+
+def _git_repo(path):
+    env = {**os.environ, "GIT_AUTHOR_NAME": "Dev", "GIT_AUTHOR_EMAIL": "dev@example.com",
+           "GIT_COMMITTER_NAME": "Dev", "GIT_COMMITTER_EMAIL": "dev@example.com"}
+    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True, env=env)
+    for i, (day, message) in enumerate([("2026-01-22T10:00:00Z", "feat: first feature"),
+                                        ("2026-01-23T09:00:00Z", "fix!: breaking fix"),
+                                        ("2026-01-23T11:00:00Z", "docs: <script>alert(1)</script> typo")]):
+        (path / f"file{i}.py").write_text(f"print({i})\n")
+        subprocess.run(["git", "-C", str(path), "add", "."], check=True, env=env)
+        subprocess.run(["git", "-C", str(path), "commit", "-q", "-m", message], check=True,
+                       env={**env, "GIT_AUTHOR_DATE": day, "GIT_COMMITTER_DATE": day})
+
+
+def test_demo_runs_days_end_to_end_offline(runner, app, tmp_path):
+    repo = tmp_path / "sample-project"
+    repo.mkdir()
+    _git_repo(repo)
+    result = runner.invoke(args=["demo", "--repo-path", str(repo), "--days", "2"])
+    assert result.exit_code == 0, result.output
+    assert "local/sample-project" in result.output
+    assert "2026-01-22: 1 commits" in result.output and "2026-01-23: 2 commits" in result.output
+    htmls = sorted((tmp_path / "instance" / "outbox" / "demo").glob("*.html"))
+    assert len(htmls) == 2
+    html = htmls[-1].read_text()
+    assert "breaking fix" in html and "<script>alert(1)" not in html
+    # Run again: a fresh demo database, the same emails again.
+    again = runner.invoke(args=["demo", "--repo-path", str(repo), "--days", "2"])
+    assert again.exit_code == 0 and again.output.count("email: ") == 2
+
+
+def test_preview_writes_what_a_subscriber_would_get(runner, app, session, tmp_path):
+    from datetime import date
+
+    from newsletter import daily, subscriptions
+    from newsletter.models import Threshold
+
+    repo = tmp_path / "previewed"
+    repo.mkdir()
+    _git_repo(repo)
+    app.config["LOCAL_REPOSITORIES"] = f"local/previewed={repo}"
+    subscriptions.subscribe_confirmed(session, "p@example.com", [("local/previewed", Threshold.HIGH)], "en")
+    session.commit()
+    daily.run_sync(session, daily.make_services(app.config), date(2026, 1, 23))
+    out = tmp_path / "preview"
+    result = runner.invoke(args=["preview", "p@example.com", "--date", "2026-01-23", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "subject: [Repo Daily] 2026-01-23" in result.output
+    (html,) = out.glob("*.html")
+    assert "breaking fix" in html.read_text() and "typo" not in html.read_text()  # the docs commit is low
+    missing = runner.invoke(args=["preview", "nobody@example.com"])
+    assert missing.exit_code == 1 and "no subscriber" in missing.output
