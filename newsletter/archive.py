@@ -6,7 +6,7 @@ import re
 import unicodedata
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 from flask import Blueprint, Response, abort, current_app, g, render_template, request, url_for
 from markupsafe import Markup, escape
@@ -15,7 +15,7 @@ from sqlalchemy import select
 from .analysis import HEURISTIC_MODEL
 from .i18n import DEFAULT_LANGUAGE, LANGUAGES, has, t
 from .models import Report, ReportStatus, Repository
-from .report_render import ERROR_LIMIT, GROUPS, IMPORTANCE_MARKS, TITLE_LIMIT, truncate
+from .report_render import ERROR_LIMIT, GROUPS, IMPORTANCE_MARKS, TITLE_LIMIT, safe_url, truncate
 
 bp = Blueprint("archive", __name__, url_prefix="/r")
 
@@ -52,18 +52,6 @@ def rich(text) -> Markup:
     """Escaped analysis text whose `code spans` become <code>: the only markup LLM text gets."""
     escaped = str(escape(plain(text)))
     return Markup(_CODE_SPAN.sub(lambda m: f"<code>{m.group(2).strip()}</code>", escaped))
-
-
-def http_url(url) -> str | None:
-    """The URL if it is absolute http(s), else None: nothing else becomes a link."""
-    url = str(url or "").strip()
-    if any(unicodedata.category(c) == "Cc" for c in url):
-        return None
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    return url if parts.scheme.lower() in ("http", "https") and parts.hostname else None
 
 
 def stats_text(counts: dict, lang: str) -> str:
@@ -211,7 +199,7 @@ def _commit_view(entry: dict, lang: str) -> CommitView:
         short_title=truncate(title, TITLE_LIMIT),
         author=plain(commit.get("author_name") or commit.get("author_login")) or "?",
         sha="".join(c for c in str(commit.get("sha") or "").lower() if c in "0123456789abcdef")[:7] or "?",
-        url=http_url(commit.get("html_url")),
+        url=safe_url(commit.get("html_url")),
         note=note,
         analysis=analysis,
     )

@@ -31,7 +31,7 @@ from .analysis import LANGUAGES
 from .emails import environment
 from .i18n import has, t
 from .mailers import OutgoingMessage, clean_header
-from .report_render import GROUPS, IMPORTANCE_MARKS, truncate
+from .report_render import GROUPS, IMPORTANCE_MARKS, safe_url, truncate
 
 DEFAULT_HTML_BUDGET = 100_000  # bytes; Gmail clips HTML bodies past about 102 KB
 THRESHOLD_GROUPS = {"high": ("high",), "medium": ("high", "medium"), "low": GROUPS}
@@ -105,20 +105,6 @@ def rich_html(text: str) -> Markup:
     """Escaped analysis text whose `code spans` become <code>: the only markup LLM text gets."""
     escaped = str(escape(text))
     return Markup(_CODE_SPAN.sub(lambda m: f'<code style="{_CODE_STYLE}">{m.group(1)}</code>', escaped))
-
-
-def safe_url(url: Any) -> str | None:
-    """An absolute http(s) URL, percent-encoded so it cannot leave an attribute; None otherwise."""
-    url = str(url or "").strip()
-    if _CONTROL.search(url):
-        return None
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return None
-    return quote(url, safe=":/?#@!$&'*+,;=%~-._")
 
 
 def report_url(config: dict, repo: str, date: datetime.date, lang: str) -> str:

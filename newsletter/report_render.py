@@ -165,14 +165,19 @@ def _list_item(text: str) -> str:
     return _BLOCK_START.sub(neutralise, escape_rich(text))
 
 
-def _safe_url(url: str) -> str | None:
-    """An http(s) URL fit for a Markdown link destination, or None."""
-    url = (url or "").strip()
+def safe_url(url) -> str | None:
+    """An absolute http(s) URL, percent-encoded so it cannot leave a link or attribute; None otherwise.
+
+    The one check every format (Markdown, email, web page, feed) uses before making a link.
+    """
+    url = str(url or "").strip()
+    if any(unicodedata.category(c) == "Cc" for c in url):
+        return None
     try:
         parts = urlsplit(url)
     except ValueError:
         return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         return None
     # Percent-encode everything that could end the destination or break a table cell.
     return quote(url, safe=":/?#@!$&'*+,;=%~-._")
@@ -254,7 +259,7 @@ class _Renderer:
         return self.label(key).rstrip()
 
     def commit_link(self, entry: ReportEntry, text: str) -> str:
-        url = _safe_url(entry.commit.html_url)
+        url = safe_url(entry.commit.html_url)
         return f"[{text}]({url})" if url else "—"
 
     def short_sha(self, entry: ReportEntry) -> str:

@@ -71,6 +71,15 @@ def redis_url():
 
 
 @pytest.fixture
+def github():
+    """A fake GitHub API on loopback; point GITHUB_API_URL at github.url."""
+    from .fakes.github import FakeGitHub
+
+    with FakeGitHub() as fake:
+        yield fake
+
+
+@pytest.fixture
 def config(database_url, redis_url, tmp_path):
     """Settings for an app under test; a test may change entries before asking for `app`."""
     return {

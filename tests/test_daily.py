@@ -11,18 +11,11 @@ from newsletter import daily, subscriptions
 from newsletter.errors import ValidationError
 from newsletter.models import Commit, CommitAnalysis, DailyRun, Report, Repository, Threshold
 
-from .fakes.github import FakeGitHub
 from .fakes.openai import Behaviour, FakeOpenAI
 from .fakes.seed_day import SEED_COMMITS, SEED_DATE, SEED_REPO, load_into
 
 # "Now" for the run: the morning after the seed day, so the seed day is the default report date.
 SEED_NOW = datetime(2026, 1, 25, 7, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def github():
-    with FakeGitHub() as fake:
-        yield fake
 
 
 @pytest.fixture

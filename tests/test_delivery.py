@@ -20,21 +20,14 @@ from newsletter.mailers import SendGridMailer, make_mailer
 from newsletter.models import Delivery, DeliveryStatus, Subscriber, SubscriberStatus, Threshold
 
 from .conftest import body_html, body_text
-from .fakes.github import FakeGitHub
 from .fakes.seed_day import SEED_DATE, SEED_REPO, load_into
 from .fakes.sendgrid import FakeSendGrid
 from .helpers import path_of
 
 
 @pytest.fixture
-def github():
-    with FakeGitHub() as fake:
-        load_into(fake)
-        yield fake
-
-
-@pytest.fixture
 def config(config, github):
+    load_into(github)
     config["GITHUB_API_URL"] = github.url
     return config
 

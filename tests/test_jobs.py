@@ -15,14 +15,7 @@ from jobs.schedule import ENTRIES
 from newsletter import subscriptions
 from newsletter.models import DailyRun, Report, RepoRun, RunStatus, Threshold
 
-from .fakes.github import FakeGitHub
 from .fakes.seed_day import SEED_DATE, SEED_REPO, load_into
-
-
-@pytest.fixture
-def github():
-    with FakeGitHub() as fake:
-        yield fake
 
 
 @pytest.fixture
