@@ -47,29 +47,40 @@ PAGE = 1000  # subscribers read per keyset page
 DEFAULT_BATCH_SIZE = 500  # deliveries per RQ job
 
 
-def _active_subscribers():
-    return (select(Subscriber).where(Subscriber.status == SubscriberStatus.CONFIRMED,
-                                     Subscriber.paused.is_(False))
-            .options(selectinload(Subscriber.subscriptions)).order_by(Subscriber.id))
+def _active():
+    return (Subscriber.status == SubscriberStatus.CONFIRMED) & Subscriber.paused.is_(False)
 
 
-def iter_active_subscribers(session: Session, page: int = PAGE) -> Iterator[Subscriber]:
-    """Active subscribers in id order, one keyset page at a time, never all at once."""
+def iter_content_keys(session: Session, page: int = PAGE) -> Iterator[tuple[int, str]]:
+    """(subscriber id, content key) of every active subscriber with subscriptions, one keyset page
+    at a time: plain rows, never all subscribers in memory, no ORM objects per subscriber."""
     last = 0
     while True:
-        rows = list(session.scalars(_active_subscribers().where(Subscriber.id > last).limit(page)))
-        if not rows:
+        ids = session.scalars(select(Subscriber.id).where(_active(), Subscriber.id > last)
+                              .order_by(Subscriber.id).limit(page)).all()
+        if not ids:
             return
-        yield from rows
-        last = rows[-1].id
-        session.expunge_all()
+        wanted: dict[int, list[tuple[str, str]]] = {}
+        languages: dict[int, str] = {}
+        rows = session.execute(
+            select(Subscription.subscriber_id, Subscriber.language, Subscription.repo, Subscription.threshold)
+            .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+            .where(Subscription.subscriber_id.in_(ids)))
+        for subscriber_id, language, repo, threshold in rows:
+            wanted.setdefault(subscriber_id, []).append((repo, threshold.value))
+            languages[subscriber_id] = language
+        for subscriber_id in ids:
+            if subscriber_id in wanted:
+                yield subscriber_id, content_key(languages[subscriber_id], wanted[subscriber_id])
+        last = ids[-1]
 
 
-def content_key(subscriber: Subscriber) -> str:
-    """Equal for subscribers whose emails differ only in their own address and links."""
-    subs = sorted((s.repo, s.threshold.value) for s in subscriber.subscriptions)
-    # send_empty is left out: it changes whether an email goes, never what a sent one holds.
-    raw = f"{subscriber.language}|" + ";".join(f"{r}:{t}" for r, t in subs)
+def content_key(language: str, subscriptions: list[tuple[str, str]]) -> str:
+    """Equal for subscribers whose emails differ only in their own address and links.
+
+    send_empty is left out: it changes whether an email goes, never what a sent one holds.
+    """
+    raw = f"{language}|" + ";".join(f"{r}:{t}" for r, t in sorted(subscriptions))
     return hashlib.sha1(raw.encode()).hexdigest()
 
 
@@ -85,11 +96,9 @@ def plan(session: Session, day: date, batch_size: int = DEFAULT_BATCH_SIZE, chun
     result = Plan(day)
     existing_max = session.scalar(select(func.max(Delivery.batch)).where(Delivery.date == day)) or 0
     page: list[dict] = []
-    for subscriber in iter_active_subscribers(session):
-        if not subscriber.subscriptions:
-            continue
-        page.append({"subscriber_id": subscriber.id, "date": day, "status": DeliveryStatus.PENDING,
-                     "content_key": content_key(subscriber)})
+    for subscriber_id, key in iter_content_keys(session):
+        page.append({"subscriber_id": subscriber_id, "date": day, "status": DeliveryStatus.PENDING,
+                     "content_key": key})
         if len(page) >= PAGE:
             result.created += _insert_missing(session, page)
             page = []
