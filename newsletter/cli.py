@@ -319,7 +319,7 @@ def demo_command(repo_path, days, email, language):
         html.write_text(message.get_body(("html",)).get_content(), encoding="utf-8")
         click.echo(f"  email: {message['Subject']}")
         click.echo(f"    open {html}  (the message itself: {eml})")
-    click.echo(f"browse the reports: DATABASE_URL={result.database_url} newsletter run, then "
+    click.echo(f"browse the reports: DATABASE_URL={result.database_url} {sys.argv[0]} run, then "
                f"http://localhost:5000/r/{result.repo}/")
 
 
