@@ -229,7 +229,7 @@ def test_index_lists_days_newest_first_with_stats_and_languages(client, session)
     row = html[html.index('data-date="2026-01-23"'):]
     row = row[:row.index("</tr>")]
     assert "2 commits" in row
-    assert 'href="/r/ai-dynamo/dynamo/2026-01-23?lang=zh" hreflang="zh">Chinese</a>' in row
+    assert 'href="/r/ai-dynamo/dynamo/2026-01-23?lang=zh" hreflang="zh">中文</a>' in row
     assert 'href="/r/ai-dynamo/dynamo/2026-01-23?lang=en" hreflang="en">English</a>' in row
     assert "2026-01-22?lang=zh" not in html
     zh = page(client, "/r/ai-dynamo/dynamo/?lang=zh")

@@ -26,8 +26,12 @@ CATALOG: dict[str, dict[str, str]] = {
     "threshold.high": {"en": "High only", "zh": "仅高"},
     "threshold.medium": {"en": "Medium and up", "zh": "中及以上"},
     "threshold.low": {"en": "Everything", "zh": "全部"},
-    "lang.en": {"en": "English", "zh": "英文"},
-    "lang.zh": {"en": "Chinese", "zh": "中文"},
+    # Each language by its own name, so a reader finds theirs whatever the page's language.
+    "lang.en": {"en": "English", "zh": "English"},
+    "lang.zh": {"en": "中文", "zh": "中文"},
+    # ... and in running text, in the page's language.
+    "langname.en": {"en": "English", "zh": "英文"},
+    "langname.zh": {"en": "Chinese", "zh": "中文"},
     # Check your email
     "check.title": {"en": "Check your inbox", "zh": "请查收邮件"},
     "check.body": {"en": "If {email} can receive our email, a message with a confirmation link is on its way. Nothing is sent until you confirm.",
