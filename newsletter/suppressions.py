@@ -38,15 +38,12 @@ def _unsubscribe(session: Session, subscriber: Subscriber, _reason: str) -> Subs
     return subscriptions.unsubscribe(session, subscriber)
 
 
-# SendGrid also drops mail for reasons that say nothing about the address ("Spam Content",
-# "Invalid SMTPAPI header", account quota); suppressing on those would suppress everyone who
-# was sent that day's email. Only drops caused by one of its suppression lists act.
-_ADDRESS_DROPS: dict[str, Action] = {
-    "bounced address": _suppress,
-    "spam reporting address": _suppress,
-    "invalid": _suppress,
-    "unsubscribed address": _unsubscribe,
-}
+# A drop suppresses the address (SendGrid drops mail to addresses on its bounce, spam-report and
+# invalid lists), except where the reason says nothing about the address: those would suppress
+# everyone who was sent that day's email. An address on SendGrid's unsubscribe list is unsubscribed.
+_NOT_ABOUT_THE_ADDRESS = ("spam content", "invalid smtpapi header", "exceeded quota", "quota",
+                          "content", "smtpapi", "sender", "template", "attachment")
+_DROP_ACTIONS: dict[str, Action] = {"unsubscribed address": _unsubscribe}
 
 
 @dataclass
@@ -178,16 +175,19 @@ def _action(event: _Event) -> tuple[Action, str] | None:
     payload = event.payload
     if event.kind == "bounce":
         # type "blocked" is a temporary refusal (reputation, rate limits): the address is fine.
-        if payload.get("type") != "bounce":
+        # Events from before SendGrid added `type` are hard bounces.
+        if payload.get("type") not in (None, "", "bounce"):
             return None
         return _suppress, _reason("bounce", payload.get("status"), payload.get("reason"))
     if event.kind == "dropped":
         reason = _field(payload.get("reason"), 200, control_ok=True)
-        do = _ADDRESS_DROPS.get((reason or "").strip().lower())
-        if do is None:
+        key = (reason or "").strip().lower()
+        if key in _DROP_ACTIONS:
+            return _DROP_ACTIONS[key], _reason("dropped", reason)
+        if any(word in key for word in _NOT_ABOUT_THE_ADDRESS):
             log.info("sendgrid dropped event %r (reason %r) does not concern the address", event.event_id, reason)
             return None
-        return do, _reason("dropped", reason)
+        return _suppress, _reason("dropped", reason)
     if event.kind == "spamreport":
         return _suppress, "spamreport"
     if event.kind in ("unsubscribe", "group_unsubscribe"):

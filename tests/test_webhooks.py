@@ -109,13 +109,21 @@ def test_signed_batch_applies_each_event(client, session, signing_key):
 def test_blocked_bounce_and_other_events_change_nobody(client, session, signing_key):
     subscriber = confirmed(session, "ada@example.com")
     batch = [event("bounce", "ada@example.com", type="blocked", status="4.0.0", reason="421 try again later"),
-             event("bounce", "ada@example.com", reason="no type: not known to be a hard bounce"),
              event("deferred", "ada@example.com", response="400 try again later", attempt="5"),
              event("click", "ada@example.com", url="https://example.com"),
              event("group_resubscribe", "ada@example.com"), event("something_new", "ada@example.com")]
     response = post(client, signing_key, batch)
-    assert response.get_json() == {"processed": 6, "duplicates": 0, "ignored": 0}
+    assert response.get_json() == {"processed": 5, "duplicates": 0, "ignored": 0}
     assert status(session, subscriber) is SubscriberStatus.CONFIRMED
+
+
+def test_bounce_without_type_and_drop_without_reason_suppress(client, session, signing_key):
+    legacy, dropped = confirmed(session, "legacy@example.com"), confirmed(session, "dropped@example.com")
+    batch = [event("bounce", "legacy@example.com", status="5.1.1", reason="550 no such user"),
+             event("dropped", "dropped@example.com")]
+    assert post(client, signing_key, batch).get_json()["processed"] == 2
+    assert status(session, legacy) is SubscriberStatus.SUPPRESSED
+    assert status(session, dropped) is SubscriberStatus.SUPPRESSED
 
 
 def test_dropped_acts_only_when_the_address_is_at_fault(client, session, signing_key):
