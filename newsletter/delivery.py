@@ -124,9 +124,10 @@ def _insert_missing(session: Session, rows: list[dict]) -> int:
         row.setdefault("created_at", now)
         row.setdefault("updated_at", now)
         row.setdefault("attempts", 0)
-    statement = (insert(Delivery).values(rows).on_conflict_do_nothing(index_elements=["subscriber_id", "date"])
+    # executemany form: one cached statement, sent in batches by SQLAlchemy's insertmanyvalues.
+    statement = (insert(Delivery).on_conflict_do_nothing(index_elements=["subscriber_id", "date"])
                  .returning(Delivery.id))
-    return len(session.execute(statement).all())
+    return len(session.execute(statement, rows).all())
 
 
 def _number_batches(session: Session, day: date, batch_size: int, chunk: int, start: int) -> list[int]:
