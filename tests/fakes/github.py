@@ -37,6 +37,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
+from .http import LoopbackServer, bind
+
 DOCS_URL = "https://docs.github.com/rest"
 PRIMARY_RATE_LIMIT_MESSAGE = (
     "API rate limit exceeded for 127.0.0.1. (But here's the good news: Authenticated requests "
@@ -157,7 +159,7 @@ class _HttpError(Exception):
         self.message = message
 
 
-class FakeGitHub:
+class FakeGitHub(LoopbackServer):
     """A scriptable fake GitHub API on 127.0.0.1; use as a context manager or call start()/stop()."""
 
     def __init__(
@@ -181,43 +183,19 @@ class FakeGitHub:
         self._rate_used = 0
         self._rate_reset = int(time.time()) + 3600
         self._counter = 0
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        LoopbackServer.__init__(self)
 
     # -- lifecycle -------------------------------------------------------------------
 
-    def start(self) -> FakeGitHub:
-        """Start serving on an ephemeral port in a daemon thread."""
-        handler = type("_BoundHandler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        # A short poll interval keeps stop() (and so every test's teardown) fast.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, name="fake-github", daemon=True
-        )
-        self._thread.start()
-        return self
+    thread_name = "fake-github"
 
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeGitHub:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    def make_server(self) -> ThreadingHTTPServer:
+        return ThreadingHTTPServer(("127.0.0.1", 0), bind(_Handler, fake=self))
 
     @property
     def url(self) -> str:
         """Base URL to pass as api_url / Github(base_url=...)."""
-        if self._server is None:
-            raise RuntimeError("FakeGitHub is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{self.prefix}"
+        return f"{self.origin}{self.prefix}"
 
     # -- repositories and commits ----------------------------------------------------
 

@@ -20,6 +20,8 @@ from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from .http import LoopbackServer, bind
+
 BAD_OUTPUT_MARKER = "FAKE-BAD-OUTPUT-7f3a"
 INJECTION_TRIGGER = re.compile(r"ignore (?:all )?previous instructions", re.IGNORECASE)
 
@@ -122,7 +124,7 @@ def fake_analysis(body: dict, language: str | None = None) -> dict:
     return {"change_type": change_type, "importance": importance, "impact_scope": scope or ["(root)"], **texts}
 
 
-class FakeOpenAI:
+class FakeOpenAI(LoopbackServer):
     """A thread-safe fake chat-completions server on 127.0.0.1, started with start() or a with block."""
 
     def __init__(self, *, latency: float = 0.0, obey_injections: bool = False) -> None:
@@ -133,43 +135,20 @@ class FakeOpenAI:
         self._requests: list[dict] = []
         self._in_flight = 0
         self.max_in_flight = 0
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        LoopbackServer.__init__(self)
 
     # Control -----------------------------------------------------------------------------
 
-    def start(self) -> FakeOpenAI:
-        """Listen on an ephemeral port and serve from a daemon thread."""
-        fake = self
+    thread_name = "fake-openai"
+    poll_interval = 0.05
 
-        class Handler(_Handler):
-            owner = fake
-
-        self._server = _Server(("127.0.0.1", 0), Handler)
-        # A short poll interval keeps stop() (and so every test teardown) fast.
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fake-openai", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeOpenAI:
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
+    def make_server(self) -> ThreadingHTTPServer:
+        return _Server(("127.0.0.1", 0), bind(_Handler, owner=self))
 
     @property
     def base_url(self) -> str:
         """The base_url to give the OpenAI SDK."""
-        assert self._server is not None, "start() the fake first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        return f"{self.origin}/v1"
 
     def script(self, *behaviours: Behaviour | str) -> None:
         """Queue behaviours for the next requests, one each; afterwards requests get "ok"."""

@@ -9,9 +9,9 @@ import json
 import threading
 import uuid
 from collections import deque
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from .http import FakeServer
+from .http import LoopbackServer, bind
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -32,7 +32,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_POST(self):
-        fake: FakeSendGrid = self.server.fake
+        fake: FakeSendGrid = self.fake
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
         if self.path != "/v3/mail/send":
@@ -65,9 +65,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(202, None, {"X-Message-Id": uuid.uuid4().hex[:22]})
 
 
-class FakeSendGrid(FakeServer):
+class FakeSendGrid(LoopbackServer):
+    thread_name = "fake-sendgrid"
+
     def __init__(self, api_key: str = "SG.test-key", keep_bodies: bool = True):
-        super().__init__(_Handler)
+        super().__init__()
         self.api_key = api_key
         self.keep_bodies = keep_bodies
         self.recipients_by_content: dict[int, int] = {}
@@ -76,6 +78,13 @@ class FakeSendGrid(FakeServer):
         self.requests: list[dict] = []
         self.attempts = 0
         self._failures: deque = deque()
+
+    def make_server(self) -> ThreadingHTTPServer:
+        return ThreadingHTTPServer(("127.0.0.1", 0), bind(_Handler, fake=self))
+
+    @property
+    def url(self) -> str:
+        return self.origin
 
     def fail_next(self, status: int, count: int = 1, headers: dict | None = None) -> None:
         """Answer the next `count` sends with `status` (e.g. 429 with Retry-After, 500)."""
