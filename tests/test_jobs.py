@@ -68,3 +68,20 @@ def test_schedule_is_data_with_a_valid_job_id_free_entry():
     (entry,) = ENTRIES
     assert entry["func"].__module__ == "jobs.daily" and entry["queue_name"] == "default"
     assert entry["cron"].count(" ") == 4
+
+
+def test_tick_starts_the_run_only_when_due_and_once(app, session):
+    from jobs.daily import tick
+    from newsletter.schedule import default_report_date
+
+    subscriptions.subscribe_confirmed(session, "a@example.com", [(SEED_REPO, Threshold.LOW)], "en")
+    session.commit()
+    with app.app_context():
+        app.config["DIGEST_CRON"] = "0 0 1 1 *"  # New Year's midnight: not now
+        assert tick() == "not due"
+        app.config["DIGEST_CRON"] = "* * * * *"  # every minute: due now
+        day = default_report_date(app.config["DIGEST_TIMEZONE"])
+        assert tick() == f"{day}: 1 repositories enqueued"
+        assert tick() == f"{day}: already ran"
+    run = session.scalar(select(DailyRun))
+    assert run.trigger == "cron" and run.backfill is False
