@@ -572,3 +572,32 @@ def test_make_analyzer_picks_by_configuration():
         assert isinstance(llm, LLMAnalyzer)
     with pytest.raises(ConfigError):
         make_analyzer("key", None, "")
+
+
+@pytest.mark.parametrize("title, model_says, shown", [
+    ("fix: correct typos in help text and add missing docstrings (#5607)", "high", "low"),
+    ("docs: add NIXL backend configuration", "high", "medium"),
+    ("feat!: drop the v1 API", "low", "high"),
+    ("fix: prevent SQL injection in the search endpoint", "medium", "high"),
+    ("feat: event plane apis and nats implementation (#5624)", "low", "low"),  # no rule: the model decides
+])
+def test_model_importance_is_held_to_the_rules(title, model_says, shown):
+    from dataclasses import replace as dc_replace
+
+    from newsletter.analysis import Importance
+    from newsletter.analysis.heuristic import analyze_heuristic, apply_floor
+
+    commit = CommitRecord(sha="a" * 40, author_name="Dev", author_login="dev",
+                          committed_at=datetime(2026, 1, 24, tzinfo=UTC), message=title,
+                          html_url="https://github.com/o/r/commit/" + "a" * 40, parents=("b" * 40,),
+                          additions=10, deletions=2,
+                          files=(FileChange("src/app/module.py", "modified", 10, 2, "@@ -1 +1 @@"),))
+    for language in ("en", "zh"):
+        from_model = dc_replace(analyze_heuristic(commit, language), importance=Importance(model_says),
+                                importance_reason="The model's own reason.", model="m")
+        held = apply_floor(commit, from_model)
+        assert held.importance.value == shown
+        if shown == model_says:
+            assert held.importance_reason == "The model's own reason."
+        else:
+            assert held.importance_reason != "The model's own reason."

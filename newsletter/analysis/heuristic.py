@@ -15,7 +15,7 @@ LLM call fails. Importance follows floor rules, applied in this order:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..commits import CommitRecord
 from . import HEURISTIC_MODEL, LANGUAGES, Analysis, Importance, Insight
@@ -624,3 +624,29 @@ def analyze_heuristic(commit: CommitRecord, language: str, *, bot: bool = False)
         language=language,
         model=HEURISTIC_MODEL,
     )
+
+
+def apply_floor(commit: CommitRecord, analysis: Analysis) -> Analysis:
+    """Hold a model's importance to the rules no analysis may break, whoever made it.
+
+    Breaking changes and security fixes are at least high; typo fixes are low; docs, style, test,
+    ci and chore commits are at most medium. When the importance moves, the reason is the rule's,
+    so the reason always explains the importance shown.
+    """
+    facts = _facts(commit)
+    author = clean_text(commit.author_login or commit.author_name or "", 60) or _t("unknown_author", analysis.language)
+    rule, reason = _importance(facts, analysis.language, author, bot=False)
+    kind = facts.change_type
+    if kind == "merge":
+        return analysis
+    forced = None
+    if (facts.breaking or rule is Importance.HIGH and facts.security_terms) and analysis.importance is not Importance.HIGH:
+        forced = Importance.HIGH
+    elif facts.typo and not facts.breaking and analysis.importance is not Importance.LOW:
+        forced = Importance.LOW
+    elif kind in _LOW_TYPES and rule is Importance.LOW and analysis.importance is Importance.HIGH:
+        forced = Importance.MEDIUM
+        reason = _t(f"reason_{kind}", analysis.language)
+    if forced is None:
+        return analysis
+    return replace(analysis, importance=forced, importance_reason=reason)

@@ -29,7 +29,7 @@ from ..commits import CommitRecord
 from ..errors import AnalysisError, ConfigError
 from . import CHANGE_TYPES, HEURISTIC_MODEL, Analysis, Importance, Insight
 from .bots import DEFAULT_BOT_LOGINS, is_bot
-from .heuristic import analyze_heuristic, clean_text
+from .heuristic import analyze_heuristic, apply_floor, clean_text
 from .prompt import RESPONSE_FORMAT, build_messages
 
 logger = logging.getLogger(__name__)
@@ -305,7 +305,8 @@ class LLMAnalyzer:
                                language, reason, attempts, self._max_retries, delay)
                 self._sleep(delay)
                 continue
-            return replace(analysis, prompt_tokens=prompt_tokens + analysis.prompt_tokens,
+            # The rules no analysis may break hold for the model too: a typo fix is never high.
+            return replace(apply_floor(commit, analysis), prompt_tokens=prompt_tokens + analysis.prompt_tokens,
                            completion_tokens=completion_tokens + analysis.completion_tokens)
         logger.warning("LLM analysis of %s (%s) failed after %d attempts (%s); using the heuristic",
                        commit.sha[:12], language, attempts, reason)
