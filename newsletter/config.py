@@ -68,8 +68,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LIST_UNSUBSCRIBE_MAILTO", "", "Optional address added to List-Unsubscribe as a mailto: target."),
 )
 
-_BY_NAME = {s.name: s for s in SETTINGS}
-
 
 def _convert(setting: Setting, raw: str):
     try:
@@ -164,6 +162,3 @@ def local_repositories(config: dict) -> dict[str, str]:
 def setting_names() -> list[str]:
     return [s.name for s in SETTINGS]
 
-
-def setting(name: str) -> Setting:
-    return _BY_NAME[name]

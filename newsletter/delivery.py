@@ -381,11 +381,6 @@ def summary(session: Session, day: date) -> dict[str, int]:
     return counts
 
 
-def active_subscriber_count(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(Subscriber).where(
-        Subscriber.status == SubscriberStatus.CONFIRMED, Subscriber.paused.is_(False),
-        Subscriber.id.in_(select(Subscription.subscriber_id))))
-
 
 # Orchestration -----------------------------------------------------------------------------------
 

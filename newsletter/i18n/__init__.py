@@ -24,6 +24,3 @@ def t(key: str, lang: str, /, **fields) -> str:
     text = entry.get(lang) or entry[DEFAULT_LANGUAGE]
     return text.format(**fields) if fields else text
 
-
-def has(key: str) -> bool:
-    return key in _CATALOG
