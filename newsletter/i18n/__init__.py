@@ -24,3 +24,7 @@ def t(key: str, lang: str, /, **fields) -> str:
     text = entry.get(lang) or entry[DEFAULT_LANGUAGE]
     return text.format(**fields) if fields else text
 
+
+def has(key: str) -> bool:
+    """Whether the catalog holds key (tests check every label a renderer uses exists)."""
+    return key in _CATALOG
