@@ -24,8 +24,11 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import select  # noqa: E402
 
-from newsletter import create_app, daily, migrate, subscriptions  # noqa: E402
+from newsletter import create_app  # noqa: E402
+from newsletter.db import upgrade  # noqa: E402
 from newsletter.models import Report, Threshold  # noqa: E402
+from newsletter.reports import run  # noqa: E402
+from newsletter.subscribers import subscriptions  # noqa: E402
 from tests.fakes.github import FakeGitHub  # noqa: E402
 from tests.fakes.openai import FakeOpenAI  # noqa: E402
 
@@ -36,7 +39,7 @@ NOW = DAY + timedelta(days=1, hours=7)
 def run_once(args, concurrency: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp, FakeGitHub() as github, FakeOpenAI(latency=args.latency) as llm:
         url = f"sqlite:///{tmp}/bench.sqlite3"
-        migrate.upgrade(url)
+        upgrade(url)
         app = create_app({"SECRET_KEY": "bench" * 8, "DATABASE_URL": url, "INSTANCE_PATH": tmp,
                           "GITHUB_API_URL": github.url, "OPENAI_BASE_URL": llm.base_url,
                           "OPENAI_API_KEY": "sk-bench", "OPENAI_MODEL": "bench-model",
@@ -53,10 +56,10 @@ def run_once(args, concurrency: int) -> dict:
                     subscriptions.subscribe_confirmed(session, f"{language}{r}@example.com",
                                                       [(name, Threshold.LOW)], language)
             session.commit()
-            services = daily.make_services(app.config)
+            services = run.make_services(app.config)
             github.clear_requests()
             started = time.perf_counter()
-            summary = daily.run_sync(session, services, DAY.date(), now=NOW)
+            summary = run.run_sync(session, services, DAY.date(), now=NOW)
             wall = time.perf_counter() - started
             tokens = sum(r.prompt_tokens + r.completion_tokens for r in session.scalars(select(Report)))
             services.close()

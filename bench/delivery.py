@@ -123,7 +123,7 @@ def main() -> int:
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    from newsletter import migrate
+    from newsletter.db import upgrade
     from tests.fakes.sendgrid import FakeSendGrid
 
     name = f"repo_daily_bench_{uuid.uuid4().hex[:8]}"
@@ -134,7 +134,7 @@ def main() -> int:
     redis.Redis.from_url(REDIS).flushdb()
     instance = Path(f"/tmp/{name}")
     try:
-        migrate.upgrade(url)
+        upgrade(url)
         with FakeSendGrid(keep_bodies=False) as fake:
             env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": REDIS, "SECRET_KEY": "bench" * 10,
                    "INSTANCE_PATH": str(instance), "BASE_URL": "https://daily.example.com",

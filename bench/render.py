@@ -1,4 +1,4 @@
-"""Benchmark: 10,000 personalized daily emails, assembled (DigestRenderer) versus naive (render_naive).
+"""Benchmark: 10,000 personalized daily emails, assembled (DigestRenderer) versus naive (bench/naive.py).
 
 A realistic day: 50 repositories with synthetic analysed reports of 5-30 commits in en and zh,
 subscribers following 1-5 repositories picked with Zipf popularity, mixed thresholds and
@@ -22,10 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from newsletter.analysis import CHANGE_TYPES, Analysis, Importance, Insight  # noqa: E402
-from newsletter.commits import CommitRecord  # noqa: E402
-from newsletter.digest import DigestRenderer, SubscriberView, render_naive  # noqa: E402
-from newsletter.report_render import ReportData, ReportEntry, render_json  # noqa: E402
+from bench.naive import render_naive  # noqa: E402
+from newsletter.analysis.result import CHANGE_TYPES, Analysis, Importance, Insight  # noqa: E402
+from newsletter.email.digest import DigestRenderer  # noqa: E402
+from newsletter.email.headers import SubscriberView  # noqa: E402
+from newsletter.reports.model import DailyReport, Entry  # noqa: E402
+from newsletter.sources.commit import CommitRecord  # noqa: E402
 
 DATE = datetime.date(2026, 1, 24)
 CONFIG = {"BASE_URL": "https://daily.example.com", "LIST_UNSUBSCRIBE_MAILTO": "unsubscribe@daily.example.com"}
@@ -52,7 +54,7 @@ def sentence(rng: random.Random, lang: str, words: int) -> str:
 
 
 def synthetic_report(rng: random.Random, repo: str, lang: str, commits: int, failed: bool) -> dict:
-    """One repository's day as render_json gives it: commits analysed in lang, a few merges."""
+    """One repository's day as stored (DailyReport.to_json): commits analysed in lang, a few merges."""
     entries = []
     start = datetime.datetime.combine(DATE, datetime.time(0, 0), datetime.UTC)
     # The commits are the same in both languages; only the analysis text differs.
@@ -77,10 +79,10 @@ def synthetic_report(rng: random.Random, repo: str, lang: str, commits: int, fai
             recommendations=tuple(sentence(rng, lang, 12) for _ in range(rng.randint(1, 3))),
             language=lang, model="bench-model",
         )
-        entries.append(ReportEntry(commit, analysis))
-    report = ReportData(repo=repo, date=DATE, language=lang, entries=entries, analyzer="bench-model",
-                        status="failed" if failed else "ok", error="GitHub answered 502" if failed else None)
-    return render_json(report)
+        entries.append(Entry(commit, analysis))
+    report = DailyReport(repo=repo, date=DATE, language=lang, entries=entries, analyzer="bench-model",
+                           status="failed" if failed else "ok", error="GitHub answered 502" if failed else None)
+    return report.to_json()
 
 
 def make_reports(rng: random.Random) -> tuple[list[str], dict]:
@@ -156,7 +158,9 @@ def main() -> None:
           f"in {time.perf_counter() - started:.1f} s")
 
     # Fast: every subscriber, cold renderer, section compiles included.
-    renderer = DigestRenderer(CONFIG, DATE, reports)
+    # What the delivery job does: the day's stored reports read back as the model, once.
+    models = {key: DailyReport.from_json(data) for key, data in reports.items()}
+    renderer = DigestRenderer(CONFIG, DATE, models)
     sizes, collapsed, dropped, skipped, largest = [], 0, 0, 0, 0
     fast_sample = {}
     started = time.perf_counter()
@@ -181,7 +185,7 @@ def main() -> None:
     whole = [0, 0.0]  # emails that fit without shrinking (one compile each) and their time
     for i, subscriber in enumerate(subscribers[:NAIVE_SAMPLE]):
         begun = time.perf_counter()
-        digest = render_naive(CONFIG, DATE, reports, subscriber)
+        digest = render_naive(CONFIG, DATE, models, subscriber)
         if digest is not None and not (digest.counts["collapsed"] or digest.counts["dropped"]):
             whole[0] += 1
             whole[1] += time.perf_counter() - begun

@@ -1,1 +1,1 @@
-"""RQ entry points and the daily schedule. Jobs take ids, load rows, call one service, commit."""
+"""RQ entry points and the schedule. Jobs take ids, load rows, call one service, commit."""

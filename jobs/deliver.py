@@ -1,18 +1,17 @@
 """The email fan-out as RQ jobs on the `email` queue: bounded batches, each sent once."""
 from __future__ import annotations
 
-import logging
 import time
+from dataclasses import asdict
 from datetime import date
+from typing import Any
 
 from rq import Queue
 
-from newsletter import delivery
-from newsletter.mailers import make_mailer
+from newsletter.delivery import fanout
+from newsletter.delivery.mailers import make_mailer
 
 from .context import job_session, redis_connection
-
-log = logging.getLogger(__name__)
 
 EMAIL_QUEUE = "email"
 DAY = 24 * 3600
@@ -22,7 +21,7 @@ def start_delivery(day_iso: str) -> str:
     """Plan the day's deliveries and enqueue one job per batch still holding pending rows."""
     day = date.fromisoformat(day_iso)
     with job_session() as (config, session):
-        planned = delivery.prepare(session, config, day)
+        planned = fanout.prepare(session, config, make_mailer(config), day)
         queue = Queue(EMAIL_QUEUE, connection=redis_connection(config))
         stamp = int(time.time())
         for batch in planned.batches:
@@ -33,7 +32,7 @@ def start_delivery(day_iso: str) -> str:
     return f"{day_iso}: {planned.created} deliveries planned, {len(planned.batches)} batches enqueued"
 
 
-def send_batch(day_iso: str, batch: int) -> dict:
+def send_batch(day_iso: str, batch: int) -> dict[str, Any]:
     with job_session() as (config, session):
-        result = delivery.send_batch(session, config, make_mailer(config), date.fromisoformat(day_iso), batch)
-    return result.__dict__
+        result = fanout.send_batch(session, config, make_mailer(config), date.fromisoformat(day_iso), batch)
+    return asdict(result)

@@ -12,8 +12,8 @@ import rq
 from rq import cron
 
 from jobs.daily import tick
-from newsletter import schedule
 from newsletter.config import load_config
+from newsletter.reports import days
 
 
 def _evaluator_zone() -> str | None:
@@ -34,7 +34,7 @@ ENTRIES = [
     {
         "func": tick,
         "queue_name": "default",
-        "cron": schedule.rq_cron_expression(_config["DIGEST_CRON"], _config["DIGEST_TIMEZONE"], _evaluator_zone()),
+        "cron": days.rq_cron_expression(_config["DIGEST_CRON"], _config["DIGEST_TIMEZONE"], _evaluator_zone()),
         "name": "daily-digest-tick",
     },
 ]

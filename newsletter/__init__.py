@@ -1,34 +1,27 @@
-"""Repo Daily: a daily, personalized newsletter of analysed GitHub commits."""
+"""Repo Daily: a daily, personalized newsletter of analysed GitHub commits.
+
+The pipeline, one package per stage: subscribers → sources → analysis → reports → email →
+delivery, with web/ as the site's views. `create_app` builds the Flask app; the `newsletter`
+command (cli.py) builds its group around it.
+"""
 from __future__ import annotations
 
-import logging
-import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 
-ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES = ROOT / "templates"
+from .config import TEMPLATES, build_config, configure_logging
+from .db import Database
 
 
-def create_app(config: dict | None = None) -> Flask:
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the Flask app from the environment, or from `config` overrides in tests."""
-    from .config import instance_secret_key, load_config, setting_names
-    from .db import Database
-    from .extensions import csrf, limiter
-
-    environ = dict(os.environ)
-    # String overrides go through load_config too, so defaults derived from them (the instance
-    # folder's database and outbox) follow the override.
-    environ.update({k: v for k, v in (config or {}).items() if k in setting_names() and isinstance(v, str)})
-    settings = load_config(environ)
-    if config:
-        settings.update(config)
-    if not settings.get("SECRET_KEY"):
-        settings["SECRET_KEY"] = instance_secret_key(settings["INSTANCE_PATH"])
-
-    app = Flask(__name__, template_folder=str(TEMPLATES), instance_path=str(Path(settings["INSTANCE_PATH"]).resolve()),
-                instance_relative_config=False)
+    settings = build_config(config)
+    # static_folder=None: the site's blueprint serves /static from newsletter/web/static.
+    app = Flask(__name__, template_folder=str(TEMPLATES), static_folder=None,
+                instance_path=str(Path(settings["INSTANCE_PATH"]).resolve()), instance_relative_config=False)
     app.config.update(settings)
     https = settings["BASE_URL"].startswith("https://")
     app.config.update(
@@ -45,30 +38,13 @@ def create_app(config: dict | None = None) -> Flask:
         RATELIMIT_HEADERS_ENABLED=True,
         RATELIMIT_KEY_PREFIX=settings.get("RATELIMIT_KEY_PREFIX", "repo-daily"),
     )
-    logging.basicConfig(level=settings["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # One INFO line per HTTP request to GitHub or the LLM drowns the service's own log.
-    for noisy in ("httpx", "httpx2", "urllib3", "github"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
-
-    if settings["TRUSTED_PROXIES"]:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
-        n = settings["TRUSTED_PROXIES"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
-
+    configure_logging(settings["LOG_LEVEL"])
     app.extensions["db"] = Database(settings["DATABASE_URL"])
     app.teardown_appcontext(app.extensions["db"].remove)
-    csrf.init_app(app)
-    limiter.init_app(app)
 
-    from . import archive, web, webhooks
+    # As in Flask's tutorial, the views are imported when an app is built, so a worker that only
+    # needs the models and services never loads the site, its forms and its rate limiter.
+    from . import web
 
-    app.register_blueprint(web.bp)
-    app.register_blueprint(archive.bp)
-    app.register_blueprint(webhooks.bp)
     web.init_app(app)
-
-    from .cli import register
-
-    register(app)
     return app

@@ -1,57 +1,90 @@
-"""The `newsletter` command. Commands parse arguments and call the same services as the site."""
+"""The `newsletter` command: a Flask group built around create_app. Commands parse arguments and call
+the same services as the site and the jobs.
+
+`flask --app wsgi ...` has the same commands: pyproject.toml lists them as Flask command plugins
+(the `flask.commands` entry points), so create_app never imports this module.
+"""
 from __future__ import annotations
 
+import json
+import os
 import sys
-from datetime import date
+import time
+from datetime import date, datetime
+from email import message_from_bytes
+from email import policy as email_policy
+from pathlib import Path
+from typing import Any
 
 import click
+import redis
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
+from rq import Queue, Worker
+from rq.cron import CronScheduler
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
-from . import migrate, subscriptions
+import jobs
+from jobs.daily import start_daily
+from jobs.deliver import start_delivery
+
+from . import create_app, db
+from .config import ROOT
+from .delivery import fanout
+from .delivery.confirmations import send_confirmation
+from .delivery.mailers import make_mailer
+from .demo import run_demo
 from .errors import NewsletterError, ValidationError
-from .validation import parse_repo_spec
+from .reports import days, run, store
+from .sources.router import is_local_repository
+from .subscribers import subscriptions
+from .subscribers.validation import parse_repo, parse_repo_spec
+
+_DATE = click.DateTime(formats=["%Y-%m-%d"])
 
 
-def _db():
-    return current_app.extensions["db"]
+def _session() -> Session:
+    return current_app.extensions["db"].session()  # type: ignore[no-any-return]
 
+
+def _config() -> dict[str, Any]:
+    return current_app.config  # type: ignore[return-value]
+
+
+# Database ------------------------------------------------------------------------------------------
 
 @click.group("db")
-def db_group():
+def db_group() -> None:
     """Database schema (Alembic migrations)."""
 
 
 @db_group.command("upgrade")
 @click.argument("revision", default="head")
 @with_appcontext
-def db_upgrade(revision):
+def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION (default: head)."""
-    migrate.upgrade(current_app.config["DATABASE_URL"], revision)
-    click.echo(f"database at {revision}: {_safe_url(current_app.config['DATABASE_URL'])}")
+    db.upgrade(_config()["DATABASE_URL"], revision)
+    click.echo(f"database at {revision}: {make_url(_config()['DATABASE_URL']).render_as_string(hide_password=True)}")
 
 
 @db_group.command("downgrade")
 @click.argument("revision")
 @with_appcontext
-def db_downgrade(revision):
+def db_downgrade(revision: str) -> None:
     """Revert migrations down to REVISION."""
-    migrate.downgrade(current_app.config["DATABASE_URL"], revision)
+    db.downgrade(_config()["DATABASE_URL"], revision)
 
 
 @db_group.command("revision")
 @click.option("-m", "--message", required=True)
 @with_appcontext
-def db_revision(message):
+def db_revision(message: str) -> None:
     """Autogenerate a migration from the models (developers)."""
-    migrate.revision(current_app.config["DATABASE_URL"], message)
+    db.revision(_config()["DATABASE_URL"], message)
 
 
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
-
+# Subscribers ---------------------------------------------------------------------------------------
 
 @click.command("subscribe")
 @click.argument("email")
@@ -60,18 +93,15 @@ def _safe_url(url: str) -> str:
 @click.option("--lang", "language", type=click.Choice(["en", "zh"]), default="en", show_default=True)
 @click.option("--confirmed", is_flag=True, help="Confirm at once and send no confirmation email.")
 @with_appcontext
-def subscribe_command(email, repos, language, confirmed):
+def subscribe_command(email: str, repos: tuple[str, ...], language: str, confirmed: bool) -> None:
     """Subscribe EMAIL (double opt-in unless --confirmed)."""
-    from .emails import send_confirmation
-    from .mailers import make_mailer
-
-    database = _db()
+    database = current_app.extensions["db"]
+    signup = None
     try:
         parsed = [parse_repo_spec(spec) for spec in repos]
         with database.transaction() as session:
             if confirmed:
                 subscriber = subscriptions.subscribe_confirmed(session, email, parsed, language)
-                signup = None
             else:
                 outcome = subscriptions.request_subscription(session, email, parsed, language, source="cli")
                 subscriber, signup = outcome.subscriber, outcome.request
@@ -82,14 +112,13 @@ def subscribe_command(email, repos, language, confirmed):
     elif signup is None:
         raise click.ClickException(f"{subscriber.email} is suppressed; no confirmation email was sent.")
     else:
-        config = current_app.config
+        config = _config()
         if not send_confirmation(config, make_mailer(config), signup):
             raise click.ClickException("the confirmation email could not be sent; see the log")
         click.echo(f"confirmation email sent to {subscriber.email} through {config['MAIL_BACKEND']}")
 
 
-_DATE = click.DateTime(formats=["%Y-%m-%d"])
-
+# The daily run -------------------------------------------------------------------------------------
 
 @click.command("run-daily")
 @click.option("--date", "day", type=_DATE, help="Report date (default: yesterday in DIGEST_TIMEZONE). "
@@ -97,45 +126,41 @@ _DATE = click.DateTime(formats=["%Y-%m-%d"])
 @click.option("--sync", is_flag=True, help="Run to the end in the foreground instead of enqueueing RQ jobs.")
 @click.option("--retry-fallbacks", is_flag=True, help="Ask the model again for the day's flagged fallback analyses.")
 @with_appcontext
-def run_daily_command(day, sync, retry_fallbacks):
+def run_daily_command(day: datetime | None, sync: bool, retry_fallbacks: bool) -> None:
     """Trigger the daily run: fetch, analyse and report every watched repository."""
-    from . import daily
-
-    config = current_app.config
-    session = _db().session()
+    config = _config()
+    session = _session()
     when = day.date() if day else None
     try:
         if retry_fallbacks:
             if when is None:
                 raise click.UsageError("--retry-fallbacks needs --date")
-            services = daily.make_services(config)
+            services = run.make_services(config)
             try:
-                result = daily.retry_fallbacks(session, services, when)
+                result = run.retry_fallbacks(session, services, when)
             finally:
                 services.close()
             click.echo(f"{result['date']}: {result['retried']} fallback analyses retried, "
                        f"{result['still_fallback']} still fall back")
             return
         if not sync:
-            from jobs.daily import start_daily
-
             click.echo(start_daily(when.isoformat() if when else None, trigger="manual"))
             return
-        services = daily.make_services(config)
+        services = run.make_services(config)
         try:
             with click.progressbar(length=1, label="daily run", file=sys.stderr, show_pos=True) as bar:
-                def progress(message, done, total):
+                def progress(message: str, done: int, total: int) -> None:
                     bar.length = total
                     bar.label = message[:60]
                     bar.update(1)
 
-                summary = daily.run_sync(session, services, when, trigger="manual", progress=progress)
+                summary = run.run_sync(session, services, when, trigger="manual", progress=progress)
         finally:
             services.close()
     except ValidationError as exc:
         raise click.UsageError(str(exc)) from None
     if summary is None:
-        click.echo(f"the run for {(when or daily.resolve_day(None, config['DIGEST_TIMEZONE'])[0])} "
+        click.echo(f"the run for {(when or run.resolve_day(None, config['DIGEST_TIMEZONE'])[0])} "
                    "has already been made; nothing to do")
         return
     click.echo(f"{summary['date']}: {summary['ok']}/{summary['repositories']} repositories reported, "
@@ -146,71 +171,6 @@ def run_daily_command(day, sync, retry_fallbacks):
     _echo_delivery(_deliver_now(date.fromisoformat(summary["date"])))
 
 
-def _deliver_now(day):
-    from .delivery import deliver_sync
-    from .mailers import make_mailer
-
-    config = current_app.config
-    return deliver_sync(_db().session(), config, make_mailer(config), day)
-
-
-def _echo_delivery(result: dict) -> None:
-    click.echo(f"{result['date']}: {result['sent']} emails sent, {result['skipped']} skipped, "
-               f"{result['failed']} failed ({result['batches']} batches, {result['requests']} requests to the "
-               f"{current_app.config['MAIL_BACKEND']} backend)")
-
-
-@click.command("deliver")
-@click.option("--date", "day", type=_DATE, help="Report date (default: yesterday in DIGEST_TIMEZONE).")
-@click.option("--sync", is_flag=True, help="Send in the foreground instead of enqueueing jobs on the email queue.")
-@with_appcontext
-def deliver_command(day, sync):
-    """Send the day's emails to every subscriber who has not had them (reruns send nothing twice)."""
-    from .schedule import default_report_date
-
-    when = day.date() if day else default_report_date(current_app.config["DIGEST_TIMEZONE"])
-    if sync:
-        _echo_delivery(_deliver_now(when))
-    else:
-        from jobs.deliver import start_delivery
-
-        click.echo(start_delivery(when.isoformat()))
-
-
-@click.command("preview")
-@click.argument("email")
-@click.option("--date", "day", type=_DATE, help="Report date (default: yesterday in DIGEST_TIMEZONE).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Folder to write preview.html and preview.txt into (default: the instance folder).")
-@with_appcontext
-def preview_command(email, day, out_dir):
-    """Write the HTML and text that EMAIL's subscriber would get for --date."""
-    from pathlib import Path
-
-    from .delivery import renderer_for, subscriber_view
-    from .schedule import default_report_date
-    from .subscriptions import find_subscriber
-
-    config = current_app.config
-    session = _db().session()
-    when = day.date() if day else default_report_date(config["DIGEST_TIMEZONE"])
-    subscriber = find_subscriber(session, email)
-    if subscriber is None:
-        raise click.ClickException(f"no subscriber {email}")
-    digest = renderer_for(session, config, when).render(subscriber_view(config, subscriber))
-    if digest is None:
-        click.echo(f"{subscriber.email} gets no email for {when}: nothing at or above their thresholds")
-        return
-    folder = Path(out_dir or Path(config["INSTANCE_PATH"]) / "preview")
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = f"{when}-{subscriber.id}"
-    (folder / f"{stem}.html").write_text(digest.html, encoding="utf-8")
-    (folder / f"{stem}.txt").write_text(f"Subject: {digest.subject}\n\n{digest.text}", encoding="utf-8")
-    click.echo(f"subject: {digest.subject}")
-    click.echo(f"html: {(folder / f'{stem}.html').resolve()}")
-    click.echo(f"text: {(folder / f'{stem}.txt').resolve()}")
-
-
 @click.command("report")
 @click.argument("repo")
 @click.option("--date", "day", type=_DATE, required=True)
@@ -218,24 +178,15 @@ def preview_command(email, day, out_dir):
               help="Default: English if there is an English report, else the one there is.")
 @click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
 @with_appcontext
-def report_command(repo, day, language, fmt):
+def report_command(repo: str, day: datetime, language: str | None, fmt: str) -> None:
     """Print the daily report of REPO (owner/name) for --date."""
-    import json
-
-    from sqlalchemy import select
-
-    from .daily import is_local_repository
-    from .models import Report, Repository
-    from .validation import parse_repo
-
-    session = _db().session()
+    session = _session()
     try:
         name = repo if is_local_repository(repo) else parse_repo(repo)
     except ValidationError as exc:
         raise click.UsageError(str(exc)) from None
-    repository = session.scalar(select(Repository).where(Repository.name == name))
-    reports = {} if repository is None else {r.language: r for r in session.scalars(
-        select(Report).where(Report.repository_id == repository.id, Report.date == day.date()))}
+    repository = store.find_repository(session, name)
+    reports = {} if repository is None else store.reports_of_day(session, repository, day.date())
     if not reports:
         raise click.ClickException(f"no report for {name} on {day.date()}; run `newsletter run-daily --date "
                                    f"{day.date()} --sync` first")
@@ -251,62 +202,99 @@ def report_command(repo, day, language, fmt):
         click.echo(report.markdown)
 
 
+# Delivery ------------------------------------------------------------------------------------------
+
+def _deliver_now(day: date) -> dict[str, Any]:
+    config = _config()
+    return fanout.deliver_sync(_session(), config, make_mailer(config), day)
+
+
+def _echo_delivery(result: dict[str, Any]) -> None:
+    click.echo(f"{result['date']}: {result['sent']} emails sent, {result['skipped']} skipped, "
+               f"{result['failed']} failed ({result['batches']} batches, {result['requests']} requests to the "
+               f"{_config()['MAIL_BACKEND']} backend)")
+
+
+@click.command("deliver")
+@click.option("--date", "day", type=_DATE, help="Report date (default: yesterday in DIGEST_TIMEZONE).")
+@click.option("--sync", is_flag=True, help="Send in the foreground instead of enqueueing jobs on the email queue.")
+@with_appcontext
+def deliver_command(day: datetime | None, sync: bool) -> None:
+    """Send the day's emails to every subscriber who has not had them (reruns send nothing twice)."""
+    when = day.date() if day else days.default_report_date(_config()["DIGEST_TIMEZONE"])
+    if sync:
+        _echo_delivery(_deliver_now(when))
+    else:
+        click.echo(start_delivery(when.isoformat()))
+
+
+@click.command("preview")
+@click.argument("email")
+@click.option("--date", "day", type=_DATE, help="Report date (default: yesterday in DIGEST_TIMEZONE).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder to write preview.html and preview.txt into (default: the instance folder).")
+@with_appcontext
+def preview_command(email: str, day: datetime | None, out_dir: str | None) -> None:
+    """Write the HTML and text that EMAIL's subscriber would get for --date."""
+    config = _config()
+    session = _session()
+    when = day.date() if day else days.default_report_date(config["DIGEST_TIMEZONE"])
+    subscriber = subscriptions.find_subscriber(session, email)
+    if subscriber is None:
+        raise click.ClickException(f"no subscriber {email}")
+    digest = fanout.renderer_for(session, config, when).render(fanout.subscriber_view(config, subscriber))
+    if digest is None:
+        click.echo(f"{subscriber.email} gets no email for {when}: nothing at or above their thresholds")
+        return
+    folder = Path(out_dir or Path(config["INSTANCE_PATH"]) / "preview")
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{when}-{subscriber.id}"
+    (folder / f"{stem}.html").write_text(digest.html, encoding="utf-8")
+    (folder / f"{stem}.txt").write_text(f"Subject: {digest.subject}\n\n{digest.text}", encoding="utf-8")
+    click.echo(f"subject: {digest.subject}")
+    click.echo(f"html: {(folder / f'{stem}.html').resolve()}")
+    click.echo(f"text: {(folder / f'{stem}.txt').resolve()}")
+
+
+# Processes -----------------------------------------------------------------------------------------
+
 @click.command("worker")
 @click.argument("queues", nargs=-1)
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @with_appcontext
-def worker_command(queues, burst):
+def worker_command(queues: tuple[str, ...], burst: bool) -> None:
     """Start an RQ worker (with its scheduler) on the analysis, email and default queues."""
-    import redis
-    from rq import Queue, Worker
-
-    connection = redis.Redis.from_url(current_app.config["REDIS_URL"])
+    connection = redis.Redis.from_url(_config()["REDIS_URL"])
     names = queues or ("analysis", "email", "default")
     worker = Worker([Queue(n, connection=connection) for n in names], connection=connection)
-    worker.work(with_scheduler=True, burst=burst, logging_level=current_app.config["LOG_LEVEL"])
+    worker.work(with_scheduler=True, burst=burst, logging_level=_config()["LOG_LEVEL"])
 
 
 @click.command("scheduler")
 @with_appcontext
-def scheduler_command():
+def scheduler_command() -> None:
     """Start `rq cron` with the schedule in jobs/schedule.py (the daily run at DIGEST_CRON)."""
-    import os
-    import time
-    from pathlib import Path
-
-    import redis
-    from rq.cron import CronScheduler
-
-    import jobs
-
     # Read cron in UTC whatever the host's zone; jobs/schedule.py widens DIGEST_CRON to match.
     os.environ["TZ"] = "UTC"
     time.tzset()
-    connection = redis.Redis.from_url(current_app.config["REDIS_URL"])
-    scheduler = CronScheduler(connection=connection, logging_level=current_app.config["LOG_LEVEL"])
+    connection = redis.Redis.from_url(_config()["REDIS_URL"])
+    scheduler = CronScheduler(connection=connection, logging_level=_config()["LOG_LEVEL"])
     scheduler.load_config_from_file(str(Path(jobs.__file__).resolve().parent / "schedule.py"))
-    click.echo(f"scheduler: {current_app.config['DIGEST_CRON']} in {current_app.config['DIGEST_TIMEZONE']}")
+    click.echo(f"scheduler: {_config()['DIGEST_CRON']} in {_config()['DIGEST_TIMEZONE']}")
     scheduler.start()
 
 
 @click.command("demo")
 @click.option("--repo-path", type=click.Path(exists=True, file_okay=False), default=None,
               help="A local git repository (default: this project's own history).")
-@click.option("--days", default=3, show_default=True, help="How many of its last days with commits to report.")
+@click.option("--days", "count", default=3, show_default=True, help="How many of its last days with commits to report.")
 @click.option("--email", default="demo@example.com", show_default=True)
 @click.option("--lang", "language", type=click.Choice(["en", "zh"]), default="en", show_default=True)
 @with_appcontext
-def demo_command(repo_path, days, email, language):
+def demo_command(repo_path: str | None, count: int, email: str, language: str) -> None:
     """Run whole days end to end offline: local git → heuristic analysis → reports → emails in the outbox."""
-    from email import message_from_bytes
-    from email import policy as email_policy
-    from pathlib import Path
-
-    from . import ROOT
-    from .demo import run_demo
-
     path = repo_path or str(ROOT)
-    result = run_demo(current_app.config, path, email, language, days)
+    result = run_demo(_config(), path, email, language, count)
     if not result.days:
         raise click.ClickException(f"{path} has no commits to report")
     click.echo(f"demo: {result.repo} ({Path(path).resolve()}), heuristic analysis, database {result.database_url}")
@@ -316,28 +304,20 @@ def demo_command(repo_path, days, email, language):
     for eml in result.emails:
         message = message_from_bytes(eml.read_bytes(), policy=email_policy.default)
         html = eml.with_suffix(".html")
-        html.write_text(message.get_body(("html",)).get_content(), encoding="utf-8")
+        html.write_text(message.get_body(("html",)).get_content(), encoding="utf-8")  # type: ignore[union-attr]
         click.echo(f"  email: {message['Subject']}")
         click.echo(f"    open {html}  (the message itself: {eml})")
     click.echo(f"browse the reports: DATABASE_URL={result.database_url} {sys.argv[0]} run, then "
                f"http://localhost:5000/r/{result.repo}/")
 
 
-def register(app) -> None:
-    """Attach the commands to app.cli, so `flask --app wsgi ...` has them too."""
-    for command in (db_group, subscribe_command, run_daily_command, report_command, worker_command,
-                    scheduler_command, deliver_command, preview_command, demo_command):
-        app.cli.add_command(command)
+COMMANDS = (db_group, subscribe_command, run_daily_command, report_command, worker_command, scheduler_command,
+            deliver_command, preview_command, demo_command)
 
-
-def _create_app():
-    from . import create_app
-
-    return create_app()
-
-
-cli = FlaskGroup(create_app=_create_app, add_version_option=False, load_dotenv=False,
+cli = FlaskGroup(create_app=create_app, add_version_option=False, load_dotenv=False,
                  help="Repo Daily: the daily GitHub-commit newsletter.")
+for _command in COMMANDS:
+    cli.add_command(_command)
 
 
 def main() -> None:

@@ -6,13 +6,22 @@ to `load_config` instead of touching os.environ.
 """
 from __future__ import annotations
 
+import logging
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
 
 from .errors import ConfigError
 
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = ROOT / "templates"
+MIGRATIONS = ROOT / "migrations"
 SECRET_KEY_FILE = "secret_key"
 
 
@@ -69,7 +78,7 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 
-def _convert(setting: Setting, raw: str):
+def _convert(setting: Setting, raw: str) -> Any:
     try:
         if setting.kind == "int":
             return int(raw)
@@ -87,12 +96,13 @@ def _convert(setting: Setting, raw: str):
     return raw
 
 
-def load_config(environ: Mapping[str, str] | None = None, instance_path: str | os.PathLike | None = None) -> dict:
+def load_config(environ: Mapping[str, str] | None = None,
+                instance_path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Read every setting from environ (default: os.environ) into a config dict."""
     environ = os.environ if environ is None else environ
     instance = Path(instance_path) if instance_path else Path.cwd() / "instance"
-    # SECRET_KEY stays None here when unset; create_app fills it from the instance folder.
-    config: dict = {}
+    # SECRET_KEY stays None here when unset; build_config fills it from the instance folder.
+    config: dict[str, Any] = {}
     for setting in SETTINGS:
         raw = environ.get(setting.name)
         if raw is None or raw == "":
@@ -113,13 +123,9 @@ def load_config(environ: Mapping[str, str] | None = None, instance_path: str | o
     if config["MAIL_BACKEND"] not in ("outbox", "smtp", "sendgrid"):
         raise ConfigError(f"MAIL_BACKEND must be outbox, smtp or sendgrid, got {config['MAIL_BACKEND']!r}")
     try:
-        from zoneinfo import ZoneInfo
-
         ZoneInfo(config["DIGEST_TIMEZONE"])
     except (KeyError, ValueError):
         raise ConfigError(f"DIGEST_TIMEZONE {config['DIGEST_TIMEZONE']!r} is not an IANA time zone") from None
-    from croniter import croniter
-
     if not croniter.is_valid(config["DIGEST_CRON"]):
         raise ConfigError(f"DIGEST_CRON {config['DIGEST_CRON']!r} is not a valid cron expression")
     if config["MAIL_BACKEND"] == "sendgrid" and not config["SENDGRID_API_KEY"]:
@@ -127,10 +133,25 @@ def load_config(environ: Mapping[str, str] | None = None, instance_path: str | o
     return config
 
 
-def instance_secret_key(instance_path: str | os.PathLike) -> str:
-    """Return the instance folder's generated secret key, creating it (mode 0600) on first use."""
-    import secrets
+def build_config(overrides: Mapping[str, Any] | None = None,
+                 environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The settings of a process: the environment, then overrides (tests, scripts), then the secret key.
 
+    String overrides go through load_config too, so defaults derived from them (the instance
+    folder's database and outbox) follow the override.
+    """
+    merged = dict(os.environ if environ is None else environ)
+    merged.update({k: v for k, v in (overrides or {}).items() if k in setting_names() and isinstance(v, str)})
+    settings = load_config(merged)
+    if overrides:
+        settings.update(overrides)
+    if not settings.get("SECRET_KEY"):
+        settings["SECRET_KEY"] = instance_secret_key(settings["INSTANCE_PATH"])
+    return settings
+
+
+def instance_secret_key(instance_path: str | os.PathLike[str]) -> str:
+    """Return the instance folder's generated secret key, creating it (mode 0600) on first use."""
     path = Path(instance_path) / SECRET_KEY_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -146,7 +167,7 @@ def instance_secret_key(instance_path: str | os.PathLike) -> str:
     return key
 
 
-def local_repositories(config: dict) -> dict[str, str]:
+def local_repositories(config: Mapping[str, Any]) -> dict[str, str]:
     """LOCAL_REPOSITORIES as {owner/name: path}."""
     mapping = {}
     for item in (config.get("LOCAL_REPOSITORIES") or "").split(","):
@@ -162,3 +183,10 @@ def local_repositories(config: dict) -> dict[str, str]:
 def setting_names() -> list[str]:
     return [s.name for s in SETTINGS]
 
+
+
+def configure_logging(level: str) -> None:
+    """One log format for every process; the HTTP clients' per-request INFO lines are kept out."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpx2", "urllib3", "github"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))

@@ -1,12 +1,23 @@
-"""Database engine and sessions (SQLAlchemy 2), shared by the site, the CLI and the jobs."""
+"""Database engine, sessions and schema migrations (SQLAlchemy 2, Alembic), shared by every process.
+
+Alembic is driven from code, so `newsletter db upgrade` needs no alembic.ini.
+"""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import create_engine, event
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
+
+from .config import MIGRATIONS
 
 
 class Base(DeclarativeBase):
@@ -21,7 +32,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record):
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -39,11 +50,20 @@ class Database:
         self.engine = make_engine(url)
         self.session = scoped_session(sessionmaker(bind=self.engine, expire_on_commit=False))
 
-    def remove(self, _exc=None) -> None:
+    def remove(self, _exc: BaseException | None = None) -> None:
         self.session.remove()
 
+    def check(self) -> str:
+        """"ok" when the database answers, else "error: <exception type>" (for /healthz)."""
+        try:
+            self.session().execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            self.session().rollback()
+            return f"error: {type(exc).__name__}"
+        return "ok"
+
     @contextmanager
-    def transaction(self):
+    def transaction(self) -> Iterator[Session]:
         """A fresh session that commits on success and rolls back on error."""
         session: Session = self.session()
         try:
@@ -56,3 +76,37 @@ class Database:
     def dispose(self) -> None:
         self.session.remove()
         self.engine.dispose()
+
+
+# Schema migrations -------------------------------------------------------------------------------
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Bring the database at url up to revision."""
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Revert the database at url down to revision."""
+    command.downgrade(alembic_config(url), revision)
+
+
+def revision(url: str, message: str) -> None:
+    """Autogenerate a migration from the models (for developers)."""
+    command.revision(alembic_config(url), message=message, autogenerate=True)
+
+
+def current_heads(url: str) -> set[str]:
+    """The revisions the database at url is at."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return set(MigrationContext.configure(connection).get_current_heads())
+    finally:
+        engine.dispose()

@@ -1,27 +1,32 @@
-"""`newsletter demo`: the whole day end to end, offline, on a local git repository.
+"""`newsletter demo`: whole days end to end, offline, on a local git repository.
 
 It uses a database of its own (instance/demo.sqlite3, made anew each time) so it never touches real
-subscribers, the heuristic analyzer (no keys, no network) and the outbox mailer.
+subscribers, the heuristic analyzer (no keys, no network) and the outbox mailer. Each day goes
+through the same daily run and fan-out as production, as a backfill of that day's commits.
 """
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from . import daily, delivery, migrate, subscriptions
-from .db import Database
-from .mailers import OutboxMailer
-from .models import Repository, Threshold
+from . import db
+from .delivery.fanout import deliver_sync
+from .delivery.mailers import OutboxMailer
+from .models import Threshold
+from .reports import run, store
+from .subscribers import subscriptions
 
 
 @dataclass
 class DemoResult:
     repo: str
     days: list[date]
-    reports: dict[date, dict] = field(default_factory=dict)
+    reports: dict[date, dict[str, int]] = field(default_factory=dict)
     emails: list[Path] = field(default_factory=list)
     database_url: str = ""
     outbox: str = ""
@@ -32,11 +37,11 @@ def commit_days(path: str, timezone: str, count: int) -> list[date]:
     output = subprocess.run(["git", "-C", path, "log", "--format=%cI", "-n", "2000"], capture_output=True,
                             text=True, check=True).stdout
     zone = ZoneInfo(timezone)
-    days = sorted({datetime.fromisoformat(line).astimezone(zone).date() for line in output.split()})
-    return days[-count:]
+    found = sorted({datetime.fromisoformat(line).astimezone(zone).date() for line in output.split()})
+    return found[-count:]
 
 
-def run_demo(config: dict, path: str, email: str, language: str, count: int) -> DemoResult:
+def run_demo(config: Mapping[str, Any], path: str, email: str, language: str, count: int) -> DemoResult:
     """Report the last days of the repository at path and email them to a demo subscriber's outbox."""
     instance = Path(config["INSTANCE_PATH"])
     instance.mkdir(parents=True, exist_ok=True)
@@ -51,32 +56,32 @@ def run_demo(config: dict, path: str, email: str, language: str, count: int) -> 
         OPENAI_API_KEY=None, OPENAI_BASE_URL=None,  # the heuristic analyzer: no keys, no network
         MAIL_BACKEND="outbox", OUTBOX_DIR=str(instance / "outbox" / "demo"),
     )
-    migrate.upgrade(settings["DATABASE_URL"])
-    database = Database(settings["DATABASE_URL"])
+    db.upgrade(settings["DATABASE_URL"])
+    database = db.Database(settings["DATABASE_URL"])
+    zone = ZoneInfo(settings["DIGEST_TIMEZONE"])
     result = DemoResult(repo=name, days=commit_days(path, settings["DIGEST_TIMEZONE"], count),
                         database_url=settings["DATABASE_URL"], outbox=settings["OUTBOX_DIR"])
-    services = daily.make_services(settings)
+    services = run.make_services(settings)
     mailer = OutboxMailer(settings["OUTBOX_DIR"], settings["MAIL_FROM"])
-    before = set(Path(settings["OUTBOX_DIR"]).glob("*.eml")) if Path(settings["OUTBOX_DIR"]).exists() else set()
+    outbox = Path(settings["OUTBOX_DIR"])
+    before = set(outbox.glob("*.eml")) if outbox.exists() else set()
     try:
         with database.transaction() as session:
             subscriptions.subscribe_confirmed(session, email, [(name, Threshold.LOW)], language)
         session = database.session()
-        repository = Repository(name=name)
-        session.add(repository)
-        session.commit()
+        # "Now" is two days after the last day, so every day is a backfill of its own commits
+        # (the newest one may be today, which a real run would not report yet).
+        now = datetime.combine(result.days[-1] + timedelta(days=2), time(12), zone).astimezone(UTC) \
+            if result.days else None
         for day in result.days:
-            # Each day as a backfill: its own commits, analysed and reported, then the day's emails.
-            collected = daily.collect(session, services, repository, day, backfill=True)
-            daily.analyse(session, services, daily.pending_analyses(session, collected.commits, [language],
-                                                                      services.analyzer.model))
-            (report,) = daily.assemble(session, services, repository, day, [language], collected.commits)
-            session.commit()
-            result.reports[day] = {"total": report.total, "high": report.high, "medium": report.medium,
-                                   "low": report.low}
-            delivery.deliver_sync(session, settings, mailer, day)
+            run.run_sync(session, services, day, trigger="manual", now=now)
+            repository = store.find_repository(session, name)
+            assert repository is not None
+            report = store.reports_of_day(session, repository, day)[language]
+            result.reports[day] = {key: report.counts()[key] for key in ("total", "high", "medium", "low")}
+            deliver_sync(session, settings, mailer, day)
     finally:
         services.close()
         database.dispose()
-    result.emails = sorted(set(Path(settings["OUTBOX_DIR"]).glob("*.eml")) - before)
+    result.emails = sorted(set(outbox.glob("*.eml")) - before)
     return result

@@ -1,4 +1,7 @@
 """Every exception the service raises on purpose, in one place."""
+from __future__ import annotations
+
+from .i18n import t
 
 
 class NewsletterError(Exception):
@@ -16,14 +19,12 @@ class ValidationError(NewsletterError):
     message in the reader's language; str() gives the English text for logs and the CLI.
     """
 
-    def __init__(self, code: str, **params):
+    def __init__(self, code: str, **params: object) -> None:
         self.code = code
         self.params = params
         super().__init__(self.message("en"))
 
     def message(self, lang: str) -> str:
-        from .i18n import t
-
         return t(f"error.{self.code}", lang, **self.params)
 
 

@@ -210,6 +210,15 @@ class Report(Base):
 
     repository: Mapped[Repository] = relationship()
 
+    @property
+    def failed(self) -> bool:
+        return self.status is ReportStatus.FAILED
+
+    def counts(self) -> dict[str, int]:
+        """Commits in total and per group, from the count columns (no need to load the data)."""
+        return {"total": self.total, "high": self.high, "medium": self.medium, "low": self.low,
+                "merge": max(self.total - self.high - self.medium - self.low, 0)}
+
 
 class RunStatus(str, enum.Enum):
     """running → finished (every repository job finished or failed)."""

@@ -13,11 +13,13 @@ import uuid
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskCliRunner
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from newsletter import create_app, migrate
-from newsletter.db import Base
+from newsletter import create_app
+from newsletter.cli import cli as newsletter_cli
+from newsletter.db import Base, upgrade
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://127.0.0.1:5432/test")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -29,7 +31,7 @@ def database_url(tmp_path_factory):
     """A migrated, empty database for the whole run; dropped at the end."""
     if TEST_DATABASE_URL.startswith("sqlite"):
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
-        migrate.upgrade(url)
+        upgrade(url)
         yield url
         return
     server = make_url(TEST_DATABASE_URL)
@@ -39,7 +41,7 @@ def database_url(tmp_path_factory):
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     url = server.set(database=name).render_as_string(hide_password=False)
     try:
-        migrate.upgrade(url)
+        upgrade(url)
         yield url
     finally:
         with admin.connect() as connection:
@@ -107,9 +109,16 @@ def client(app):
     return app.test_client()
 
 
+class NewsletterRunner(FlaskCliRunner):
+    """Click's runner on the `newsletter` group, with the test app as the one it builds."""
+
+    def invoke(self, cli=None, args=None, **kwargs):
+        return super().invoke(cli or newsletter_cli, args, **kwargs)
+
+
 @pytest.fixture
 def runner(app):
-    return app.test_cli_runner()
+    return NewsletterRunner(app)
 
 
 @pytest.fixture

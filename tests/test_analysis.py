@@ -10,13 +10,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from newsletter.analysis import CHANGE_TYPES, HEURISTIC_MODEL, Analysis, Importance
+from newsletter.analysis.analyzer import make_analyzer
 from newsletter.analysis.bots import DEFAULT_BOT_LOGINS, is_bot
-from newsletter.analysis.heuristic import analyze_heuristic
-from newsletter.analysis.llm import HeuristicAnalyzer, LLMAnalyzer, make_analyzer
+from newsletter.analysis.heuristic import HeuristicAnalyzer, analyze_heuristic
+from newsletter.analysis.llm import LLMAnalyzer
 from newsletter.analysis.prompt import JSON_SCHEMA, build_messages, estimate_tokens
-from newsletter.commits import CommitRecord, FileChange
+from newsletter.analysis.result import CHANGE_TYPES, HEURISTIC_MODEL, Analysis, Importance
 from newsletter.errors import ConfigError
+from newsletter.sources.commit import CommitRecord, FileChange
 from tests.fakes.openai import BAD_OUTPUT_MARKER, Behaviour, FakeOpenAI
 
 CJK = re.compile(r"[\u3400-\u9fff]")
@@ -564,14 +565,15 @@ def test_heuristic_analyzer_has_the_same_interface():
 
 
 def test_make_analyzer_picks_by_configuration():
-    assert isinstance(make_analyzer(None, None, "gpt-x"), HeuristicAnalyzer)
-    assert isinstance(make_analyzer("", "", "gpt-x", concurrency=2), HeuristicAnalyzer)
-    with make_analyzer("key", None, "gpt-x", concurrency=2) as llm:
+    assert isinstance(make_analyzer({"OPENAI_MODEL": "gpt-x"}), HeuristicAnalyzer)
+    assert isinstance(make_analyzer({"OPENAI_API_KEY": "", "OPENAI_BASE_URL": "", "OPENAI_MODEL": "gpt-x"}),
+                      HeuristicAnalyzer)
+    with make_analyzer({"OPENAI_API_KEY": "key", "OPENAI_MODEL": "gpt-x", "LLM_CONCURRENCY": 2}) as llm:
         assert isinstance(llm, LLMAnalyzer) and llm.model == "gpt-x"
-    with make_analyzer(None, "http://127.0.0.1:9/v1", "local-model") as llm:
+    with make_analyzer({"OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "OPENAI_MODEL": "local-model"}) as llm:
         assert isinstance(llm, LLMAnalyzer)
     with pytest.raises(ConfigError):
-        make_analyzer("key", None, "")
+        make_analyzer({"OPENAI_API_KEY": "key", "OPENAI_MODEL": ""})
 
 
 @pytest.mark.parametrize("title, model_says, shown", [
@@ -584,8 +586,7 @@ def test_make_analyzer_picks_by_configuration():
 def test_model_importance_is_held_to_the_rules(title, model_says, shown):
     from dataclasses import replace as dc_replace
 
-    from newsletter.analysis import Importance
-    from newsletter.analysis.heuristic import analyze_heuristic, apply_floor
+    from newsletter.analysis.heuristic import apply_floor
 
     commit = CommitRecord(sha="a" * 40, author_name="Dev", author_login="dev",
                           committed_at=datetime(2026, 1, 24, tzinfo=UTC), message=title,

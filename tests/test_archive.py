@@ -9,19 +9,15 @@ from html import unescape
 
 import pytest
 
-from newsletter import subscriptions
-from newsletter.archive import parse_day, stats_text
-from newsletter.i18n import archive as archive_catalog
+from newsletter.i18n import archive_strings as archive_catalog
 from newsletter.models import Report, ReportStatus, Repository, Threshold
-from newsletter.report_render import (
-    ReportData,
-    ReportEntry,
-    render_json,
-    render_markdown,
-    stats_line,
-)
+from newsletter.reports import run
+from newsletter.reports.markdown import render_markdown
+from newsletter.reports.model import DailyReport, Entry
+from newsletter.reports.wording import stats_line
+from newsletter.subscribers import subscriptions
+from newsletter.web.archive import parse_day
 
-from .fakes.github import FakeGitHub
 from .fakes.seed_day import SEED_COMMITS, SEED_DATE, SEED_REPO, load_into
 from .test_report_render import SEED, make_analysis, make_commit, seed_report
 
@@ -32,7 +28,7 @@ TOC_LINK = re.compile(r'<a href="#(c-[0-9a-f]+)" data-importance="(\w+)">')
 HOSTILE_TITLE = "<script>alert(1)</script> [x](javascript:alert(1))"
 
 
-def store(session, data: ReportData) -> Report:
+def store(session, data: DailyReport) -> Report:
     """Save a report the way the daily run does."""
     repository = session.query(Repository).filter_by(name=data.repo).one_or_none()
     if repository is None:
@@ -41,7 +37,7 @@ def store(session, data: ReportData) -> Report:
         session.flush()
     counts = data.counts()
     report = Report(repository_id=repository.id, date=data.date, language=data.language,
-                    status=ReportStatus(data.status), analyzer=data.analyzer, data=render_json(data),
+                    status=ReportStatus(data.status), analyzer=data.analyzer, data=data.to_json(),
                     markdown=render_markdown(data), total=counts["total"], high=counts["high"],
                     medium=counts["medium"], low=counts["low"], prompt_tokens=data.prompt_tokens(),
                     completion_tokens=data.completion_tokens())
@@ -70,7 +66,7 @@ def test_page_shows_every_commit_with_stats_and_anchors(client, seeded, lang):
     html = page(client, f"{PAGE}?lang={lang}")
     report = seed_report(lang)
     assert f'<html lang="{"zh-CN" if lang == "zh" else "en"}">' in html
-    assert f'<p class="archive-stats">{stats_line(report)}</p>' in html
+    assert f'<p class="archive-stats">{stats_line(report.counts(), lang)}</p>' in html
     anchors = [m.group(2) for m in ANCHOR.finditer(html)]
     assert sorted(anchors) == sorted(f"c-{row[0][:7]}" for row in SEED)
     for sha, author, local_time, message, *_ in SEED:
@@ -128,7 +124,7 @@ def test_hostile_commit_is_escaped_and_not_linked(client, session):
     hostile = dataclasses.replace(hostile, html_url="javascript:alert(1)")
     analysis = make_analysis("en", "fix", "high", "<b>bold</b> `<i>code</i>` [y](javascript:alert(2))",
                              fallback=True, fallback_reason="<svg onload=alert(3)>")
-    store(session, dataclasses.replace(report, entries=report.entries + (ReportEntry(hostile, analysis),)))
+    store(session, dataclasses.replace(report, entries=report.entries + (Entry(hostile, analysis),)))
     html = page(client, PAGE)
     assert "<script>" not in html and "<img" not in html and "<b>" not in html and "<svg" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt; [x](javascript:alert(1))" in html
@@ -149,7 +145,7 @@ def test_page_has_no_inline_script_or_style(client, seeded):
 
 
 def test_failed_report_says_so(client, session):
-    store(session, ReportData(repo=SEED_REPO, date=SEED_DATE, language="en", entries=(), status="failed",
+    store(session, DailyReport(repo=SEED_REPO, date=SEED_DATE, language="en", entries=(), status="failed",
                               error="GitHub said <403> rate limited"))
     html = page(client, PAGE)
     assert "This day&#39;s report failed" in html
@@ -158,7 +154,7 @@ def test_failed_report_says_so(client, session):
 
 
 def test_empty_day(client, session):
-    store(session, ReportData(repo=SEED_REPO, date=SEED_DATE, language="en", entries=()))
+    store(session, DailyReport(repo=SEED_REPO, date=SEED_DATE, language="en", entries=()))
     html = page(client, PAGE)
     assert "0 commits | 🔴 high 0" in html and "No new commits on 2026-01-24." in html
 
@@ -166,7 +162,7 @@ def test_empty_day(client, session):
 def test_merge_commit_is_listed_without_analysis(client, session):
     merge = make_commit("b" * 40, "Merger", "12:00:00", "Merge branch 'x'", parents=("p1", "p2"))
     report = seed_report("en")
-    store(session, dataclasses.replace(report, entries=report.entries + (ReportEntry(merge, None),)))
+    store(session, dataclasses.replace(report, entries=report.entries + (Entry(merge, None),)))
     html = page(client, PAGE)
     assert "🔀 merge 1" in html and "🔀 Merge commit: listed, not analysed." in html
     assert 'id="c-bbbbbbb" data-importance="merge"' in html
@@ -198,15 +194,6 @@ def test_parse_day():
 def test_catalog_is_complete():
     for key, value in archive_catalog.CATALOG.items():
         assert key.startswith("archive.") and value["en"].strip() and value["zh"].strip(), key
-
-
-def test_stats_text_matches_report_stats_line():
-    for lang in ("en", "zh"):
-        report = seed_report(lang)
-        assert stats_text(report.counts(), lang) == stats_line(report)
-        one = dataclasses.replace(report, entries=report.entries[:1] + (ReportEntry(
-            make_commit("c" * 40, "M", "01:00:00", "Merge", parents=("a", "b")), None),))
-        assert stats_text(one.counts(), lang) == stats_line(one)
 
 
 # The index ------------------------------------------------------------------------------------
@@ -251,7 +238,7 @@ def test_index_pages_with_before(client, session):
 
 
 def test_index_marks_failed_days(client, session):
-    store(session, ReportData(repo=SEED_REPO, date=SEED_DATE, language="en", entries=(), status="failed",
+    store(session, DailyReport(repo=SEED_REPO, date=SEED_DATE, language="en", entries=(), status="failed",
                               error="boom"))
     html = page(client, "/r/ai-dynamo/dynamo/")
     assert "❌ fetching failed" in html and "0 commits" not in html
@@ -286,7 +273,7 @@ def test_feed_is_atom_with_entries_and_self_link(client, session):
     datetime.datetime.fromisoformat(first.findtext(f"{ATOM}updated"))
     content = first.find(f"{ATOM}content")
     assert content.get("type") == "html"
-    assert 'href="http://localhost/r/ai-dynamo/dynamo/2026-01-24?lang=en#c-feb6d27"' in content.text
+    assert 'href="http://localhost/r/ai-dynamo/dynamo/2026-01-24?lang=en#c-ebde0f6"' in content.text
 
     zh = _feed(client, "/r/ai-dynamo/dynamo/feed.atom?lang=zh")
     assert zh.find(f"{ATOM}link[@rel='self']").get("href") == \
@@ -300,7 +287,7 @@ def test_feed_escapes_everything_and_uses_base_url(config, session, app):
     report = seed_report("en")
     hostile = make_commit("d" * 40, "x", "11:00:00", HOSTILE_TITLE + " & \x01\x1b")
     store(session, dataclasses.replace(report, entries=report.entries + (
-        ReportEntry(hostile, make_analysis("en", "fix", "high", "]]> <b>&amp;")),)))
+        Entry(hostile, make_analysis("en", "fix", "high", "]]> <b>&amp;")),)))
     root = _feed(app.test_client(), "/r/ai-dynamo/dynamo/feed.atom")
     assert root.findtext(f"{ATOM}id").startswith("https://daily.example.org/r/ai-dynamo/dynamo/")
     content = root.find(f"{ATOM}entry/{ATOM}content").text
@@ -309,7 +296,7 @@ def test_feed_escapes_everything_and_uses_base_url(config, session, app):
 
 
 def test_feed_of_failed_day(client, session):
-    store(session, ReportData(repo=SEED_REPO, date=SEED_DATE, language="en", entries=(), status="failed",
+    store(session, DailyReport(repo=SEED_REPO, date=SEED_DATE, language="en", entries=(), status="failed",
                               error="boom"))
     entry = _feed(client, "/r/ai-dynamo/dynamo/feed.atom").find(f"{ATOM}entry")
     assert entry.findtext(f"{ATOM}title") == "ai-dynamo/dynamo · 2026-01-24 · ❌ fetching failed"
@@ -318,20 +305,12 @@ def test_feed_of_failed_day(client, session):
 
 # The daily run's own reports ------------------------------------------------------------------
 
-@pytest.fixture
-def github():
-    with FakeGitHub() as fake:
-        yield fake
-
-
 def test_page_of_a_daily_run(config, github, session, app):
-    from newsletter import daily  # imported here: it pulls in the OpenAI client, slow to import
-
     app.config["GITHUB_API_URL"] = github.url
     load_into(github)
     subscriptions.subscribe_confirmed(session, "a@example.com", [(SEED_REPO, Threshold.LOW)], "zh")
     session.commit()
-    daily.run_sync(session, daily.make_services(dict(app.config)), None,
+    run.run_sync(session, run.make_services(dict(app.config)), None,
                    now=datetime.datetime(2026, 1, 25, 7, 0, tzinfo=datetime.UTC))
     html = page(app.test_client(), PAGE)
     assert len(ANCHOR.findall(html)) == 15 and "本日共 15 个提交" in html

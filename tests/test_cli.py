@@ -87,8 +87,9 @@ def test_demo_runs_days_end_to_end_offline(runner, app, tmp_path):
 def test_preview_writes_what_a_subscriber_would_get(runner, app, session, tmp_path):
     from datetime import date
 
-    from newsletter import daily, subscriptions
     from newsletter.models import Threshold
+    from newsletter.reports import run
+    from newsletter.subscribers import subscriptions
 
     repo = tmp_path / "previewed"
     repo.mkdir()
@@ -96,7 +97,7 @@ def test_preview_writes_what_a_subscriber_would_get(runner, app, session, tmp_pa
     app.config["LOCAL_REPOSITORIES"] = f"local/previewed={repo}"
     subscriptions.subscribe_confirmed(session, "p@example.com", [("local/previewed", Threshold.HIGH)], "en")
     session.commit()
-    daily.run_sync(session, daily.make_services(app.config), date(2026, 1, 23))
+    run.run_sync(session, run.make_services(app.config), date(2026, 1, 23))
     out = tmp_path / "preview"
     result = runner.invoke(args=["preview", "p@example.com", "--date", "2026-01-23", "--out", str(out)])
     assert result.exit_code == 0, result.output

@@ -7,9 +7,10 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from newsletter import daily, subscriptions
 from newsletter.errors import ValidationError
 from newsletter.models import Commit, CommitAnalysis, DailyRun, Report, Repository, Threshold
+from newsletter.reports import run
+from newsletter.subscribers import subscriptions
 
 from .fakes.openai import Behaviour, FakeOpenAI
 from .fakes.seed_day import SEED_COMMITS, SEED_DATE, SEED_REPO, load_into
@@ -39,11 +40,11 @@ def _services(app, llm=None, **overrides):
     config = dict(app.config)
     if llm is not None:
         config.update(OPENAI_BASE_URL=llm.base_url, OPENAI_API_KEY="sk-test", OPENAI_MODEL="test-model")
-    return daily.make_services(config, **overrides)
+    return run.make_services(config, **overrides)
 
 
 def _run(app, session, services, day=None, now=SEED_NOW):
-    return daily.run_sync(session, services, day, now=now)
+    return run.run_sync(session, services, day, now=now)
 
 
 def _report(session, repo, day, lang="en"):
@@ -178,7 +179,7 @@ def test_backfill_never_moves_the_watermark(app, session, github):
 
 def test_future_date_is_refused(app, session):
     with pytest.raises(ValidationError, match="not over"):
-        daily.resolve_day(date(2026, 1, 26), "UTC", SEED_NOW)
+        run.resolve_day(date(2026, 1, 26), "UTC", SEED_NOW)
 
 
 def test_missing_repository_fails_alone(app, session, github):
@@ -209,7 +210,7 @@ def test_llm_failure_falls_back_flagged_and_retry_fallbacks(app, session, github
     assert llm.calls == calls
     # ... but --retry-fallbacks asks again once the model is back.
     llm.clear_script()
-    result = daily.retry_fallbacks(session, _services(app, llm), SEED_DATE)
+    result = run.retry_fallbacks(session, _services(app, llm), SEED_DATE)
     assert result == {"date": "2026-01-24", "retried": 15, "still_fallback": 0}
     report = _report(session, SEED_REPO, SEED_DATE)
     assert "heuristic analysis shown" not in report.markdown and report.prompt_tokens > 0

@@ -15,9 +15,11 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from newsletter import daily, delivery, subscriptions
-from newsletter.mailers import SendGridMailer, make_mailer
+from newsletter.delivery import fanout
+from newsletter.delivery.mailers import SendGridMailer, make_mailer
 from newsletter.models import Delivery, DeliveryStatus, Subscriber, SubscriberStatus, Threshold
+from newsletter.reports import run
+from newsletter.subscribers import links, subscriptions
 
 from .conftest import body_html, body_text
 from .fakes.seed_day import SEED_DATE, SEED_REPO, load_into
@@ -39,7 +41,7 @@ def _subscribe(session, email, threshold="low", lang="en", repos=None):
 
 
 def _report_day(app, session):
-    daily.run_sync(session, daily.make_services(app.config), SEED_DATE)
+    run.run_sync(session, run.make_services(app.config), SEED_DATE)
 
 
 def _statuses(session):
@@ -57,7 +59,7 @@ def test_every_active_subscriber_gets_one_email_once(app, session, outbox):
     subscriptions.request_subscription(session, "pending@example.com", [(SEED_REPO, Threshold.LOW)], "en")
     session.commit()
     _report_day(app, session)
-    result = delivery.deliver_sync(session, app.config, make_mailer(app.config), SEED_DATE)
+    result = fanout.deliver_sync(session, app.config, make_mailer(app.config), SEED_DATE)
     assert result["sent"] == 2 and result["planned"] == 2
     messages = {m["To"]: m for m in outbox.messages()}
     assert set(messages) == {"high@example.com", "all@example.com"}
@@ -65,14 +67,14 @@ def test_every_active_subscriber_gets_one_email_once(app, session, outbox):
     assert "event plane apis" in high and "incremental build" not in high  # medium commit filtered out
     assert "本日共 15 个提交" in body_text(messages["all@example.com"])
     # A rerun sends nothing twice.
-    again = delivery.deliver_sync(session, app.config, make_mailer(app.config), SEED_DATE)
+    again = fanout.deliver_sync(session, app.config, make_mailer(app.config), SEED_DATE)
     assert again["sent"] == 0 and len(outbox.messages()) == 2
 
 
 def test_email_headers_and_one_click_from_the_real_header(app, session, outbox, client):
     _subscribe(session, "reader@example.com", "medium")
     _report_day(app, session)
-    delivery.deliver_sync(session, app.config, make_mailer(app.config), SEED_DATE)
+    fanout.deliver_sync(session, app.config, make_mailer(app.config), SEED_DATE)
     message = outbox.last()
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message["List-Id"].startswith("Repo Daily <")
@@ -95,7 +97,7 @@ def test_nothing_at_threshold_means_no_email_unless_asked(app, session, outbox, 
     session.commit()
     github.add_repo("rq/rq")
     _report_day(app, session)
-    result = delivery.deliver_sync(session, app.config, make_mailer(app.config), SEED_DATE)
+    result = fanout.deliver_sync(session, app.config, make_mailer(app.config), SEED_DATE)
     assert result["sent"] == 1 and result["skipped"] == 1
     assert [m["To"] for m in outbox.messages()] == ["loud@example.com"]
     assert quiet.id in {d.subscriber_id for d in session.scalars(select(Delivery).where(
@@ -109,7 +111,7 @@ def test_sendgrid_batches_identical_content_with_per_recipient_links(app, sessio
     _report_day(app, session)
     with FakeSendGrid() as fake:
         mailer = SendGridMailer(fake.api_key, "Repo Daily <news@example.com>", host=fake.url, sleep=lambda _s: None)
-        result = delivery.deliver_sync(session, app.config, mailer, SEED_DATE)
+        result = fanout.deliver_sync(session, app.config, mailer, SEED_DATE)
         bodies = fake.requests
     assert result["sent"] == 7 and len(bodies) == 3  # three distinct contents, one request each
     batch = next(b for b in bodies if len(b["personalizations"]) == 5)
@@ -119,7 +121,7 @@ def test_sendgrid_batches_identical_content_with_per_recipient_links(app, sessio
     assert set(by_email) == {s.email for s in same}
     for subscriber in same:
         personalization = by_email[subscriber.email]
-        own = subscriptions.unsubscribe_token(app.config["SECRET_KEY"], subscriber).split(".")[0]  # the payload part
+        own = links.unsubscribe_token(app.config["SECRET_KEY"], subscriber).split(".")[0]  # the payload part
         assert own in personalization["substitutions"]["-rd-unsubscribe-"]
         assert own in personalization["headers"]["List-Unsubscribe"]
         assert personalization["custom_args"]["delivery_id"].isdigit()
@@ -135,7 +137,7 @@ def test_sendgrid_retries_429_and_5xx_and_isolates_a_4xx_batch(app, session):
         fake.fail_next(503)
         fake.fail_next(400)  # after the retries, one batch is refused for good
         mailer = SendGridMailer(fake.api_key, "news@example.com", host=fake.url, sleep=waits.append, backoff=0.5)
-        result = delivery.deliver_sync(session, app.config, mailer, SEED_DATE)
+        result = fanout.deliver_sync(session, app.config, mailer, SEED_DATE)
         assert fake.attempts == 4 and len(fake.requests) == 1
     assert waits == [3.0, 1.0]
     assert result["sent"] == 1 and result["failed"] == 1
@@ -159,7 +161,7 @@ def test_smtp_delivery_to_a_real_server(app, session):
         _subscribe(session, "smtp2@example.com", "high")
         _report_day(app, session)
         mailer = make_mailer({**app.config, "MAIL_BACKEND": "smtp", "SMTP_URL": f"smtp://127.0.0.1:{port}"})
-        result = delivery.deliver_sync(session, app.config, mailer, SEED_DATE)
+        result = fanout.deliver_sync(session, app.config, mailer, SEED_DATE)
     finally:
         controller.stop()
     assert result["sent"] == 2 and sorted(received) == ["smtp1@example.com", "smtp2@example.com"]
@@ -171,7 +173,7 @@ def test_batches_keep_identical_contents_together(app, session):
     for i in range(5):
         _subscribe(session, f"y{i}@example.com", "high")
     _report_day(app, session)
-    planned = delivery.plan(session, SEED_DATE, batch_size=4, chunk=3)
+    planned = fanout.plan(session, SEED_DATE, batch_size=4, chunk=3)
     rows = list(session.scalars(select(Delivery)))
     by_key = {}
     for row in rows:
@@ -179,7 +181,7 @@ def test_batches_keep_identical_contents_together(app, session):
     # A content key spans batches only in whole chunks of 3: 7 → 3+3+1 at most three batches.
     assert all(len(batches) <= 3 for batches in by_key.values())
     assert len(planned.batches) == len({r.batch for r in rows})
-    assert delivery.plan(session, SEED_DATE).created == 0
+    assert fanout.plan(session, SEED_DATE).created == 0
 
 
 def _descendants(pid: int) -> list[int]:
@@ -270,4 +272,4 @@ def test_killed_worker_neither_loses_nor_repeats(app, session, redis_url):
 
 
 def test_unused_date_has_no_deliveries(app, session):
-    assert delivery.summary(session, date(2026, 1, 1))["sent"] == 0
+    assert fanout.summary(session, date(2026, 1, 1))["sent"] == 0

@@ -1,4 +1,4 @@
-"""The personalized daily email (newsletter.digest), built on the seed day of ai-dynamo/dynamo.
+"""The personalized daily email (newsletter.email.digest), built on the seed day of ai-dynamo/dynamo.
 
 The seed report (tests/test_report_render.py) has 15 commits: 7 high, 4 medium, 4 low. Other
 repositories are built here with their own titles, so an email can be searched for what must not
@@ -19,17 +19,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from newsletter.digest import (
-    DEFAULT_HTML_BUDGET,
-    DigestRenderer,
-    RenderedDigest,
-    SubscriberView,
-    render_naive,
-)
+from bench.naive import render_naive
+from newsletter.delivery.mailers import build_mime
+from newsletter.email.digest import DEFAULT_HTML_BUDGET, DigestRenderer, RenderedDigest
+from newsletter.email.headers import SubscriberView
 from newsletter.i18n import t
-from newsletter.mailers import build_mime
 from newsletter.models import Threshold
-from newsletter.report_render import ReportData, ReportEntry, render_json
+from newsletter.reports.model import DailyReport, Entry
 from tests.test_report_render import DAY, SEED, make_analysis, make_commit, seed_report
 
 BASE = "https://daily.example.com"
@@ -48,7 +44,7 @@ SEED_TITLES = {importance: [message for _s, _a, _t, message, _c, imp, _z, _e in 
 
 # Builders -------------------------------------------------------------------------------------
 
-def custom_report(lang: str, repo: str, specs, **overrides) -> dict:
+def custom_report(lang: str, repo: str, specs, **overrides) -> DailyReport:
     """A report of repo: one commit per (title, importance) spec; importance None is a merge commit."""
     entries = []
     for i, (title, importance) in enumerate(specs):
@@ -57,10 +53,10 @@ def custom_report(lang: str, repo: str, specs, **overrides) -> dict:
         commit = dataclasses.replace(make_commit(sha, f"Dev {i}", f"{i % 10:02d}:{i % 60:02d}:00", title, parents=parents),
                                      html_url=f"https://github.com/{repo}/commit/{sha}")
         analysis = None if importance is None else make_analysis(lang, "feature", importance, f"Summary {i} of {title}")
-        entries.append(ReportEntry(commit, analysis))
+        entries.append(Entry(commit, analysis))
     fields = dict(repo=repo, date=DAY, language=lang, entries=entries, timezone="Asia/Shanghai", analyzer="gpt-test")
     fields.update(overrides)
-    return render_json(ReportData(**fields))
+    return DailyReport(**fields)
 
 
 OTHER_SPECS = [("widgets: rewrite the gear train", "high"), ("widgets: polish the cogs", "medium"),
@@ -71,7 +67,7 @@ UNPICKED_SPECS = [("rockets: secret launch codes", "high")]
 def all_reports() -> dict:
     reports = {}
     for lang in ("en", "zh"):
-        reports[(SEED_REPO, lang)] = render_json(seed_report(lang))
+        reports[(SEED_REPO, lang)] = seed_report(lang)
         reports[(OTHER, lang)] = custom_report(lang, OTHER, OTHER_SPECS)
         reports[(UNPICKED, lang)] = custom_report(lang, UNPICKED, UNPICKED_SPECS)
     return reports
@@ -272,10 +268,10 @@ def test_merge_commits_show_only_at_low_threshold():
 
 
 def test_repeated_anchors_still_give_each_commit_its_own_piece():
-    report = custom_report("en", OTHER, [("first twin", "high"), ("second twin", "high")])
-    for entry in report["entries"]:
-        entry["anchor"] = "c-1234567"
-    digest = both(subscriber((OTHER, "high")), {(OTHER, "en"): report})
+    data = custom_report("en", OTHER, [("first twin", "high"), ("second twin", "high")]).to_json()
+    for entry in data["entries"]:
+        entry["anchor"] = "c-1234567"  # stored anchors are not trusted: the model computes its own
+    digest = both(subscriber((OTHER, "high")), {(OTHER, "en"): DailyReport.from_json(data)})
     assert "first twin" in digest.text and "second twin" in digest.text
 
 
@@ -336,9 +332,9 @@ def hostile_reports(lang="en") -> dict:
         risks=("<iframe src=https://evil.example></iframe>",),
         recommendations=("\u202eevil\u202c reversed", "line\r\nBcc: victim@example.org"),
         fallback=True, fallback_reason="<style>body{display:none}</style>")
-    report = ReportData(repo=SEED_REPO, date=DAY, language=lang, entries=[ReportEntry(commit, analysis)],
+    report = DailyReport(repo=SEED_REPO, date=DAY, language=lang, entries=[Entry(commit, analysis)],
                         status="ok", analyzer="gpt-test")
-    return {(SEED_REPO, lang): render_json(report)}
+    return {(SEED_REPO, lang): report}
 
 
 def assert_inert(html: str) -> None:
@@ -389,8 +385,8 @@ def test_links_that_are_not_clean_http_urls_are_refused(field, url):
 def test_any_commit_text_is_inert_and_both_renderers_agree(title, summary, author):
     commit = make_commit("a" * 40, author or "x", "10:00:00", title)
     analysis = make_analysis("en", "fix", "high", summary)
-    report = ReportData(repo=SEED_REPO, date=DAY, language="en", entries=[ReportEntry(commit, analysis)])
-    digest = both(subscriber((SEED_REPO, "high")), {(SEED_REPO, "en"): render_json(report)})
+    report = DailyReport(repo=SEED_REPO, date=DAY, language="en", entries=[Entry(commit, analysis)])
+    digest = both(subscriber((SEED_REPO, "high")), {(SEED_REPO, "en"): report})
     assert_inert(digest.html)
     assert "\n" not in digest.subject
 
@@ -400,11 +396,11 @@ def test_any_commit_text_is_inert_and_both_renderers_agree(title, summary, autho
 def huge_reports(commits: int, words: int, lang="en") -> dict:
     long = " ".join(["performance"] * words)
     specs = [(f"huge commit {i:03d}", "high" if i % 3 else "medium") for i in range(commits)]
-    report = custom_report(lang, OTHER, specs)
-    for entry in report["entries"]:
+    data = custom_report(lang, OTHER, specs).to_json()
+    for entry in data["entries"]:
         entry["analysis"]["summary"] = long
         entry["analysis"]["risks"] = [long, long]
-    return {(OTHER, lang): report}
+    return {(OTHER, lang): DailyReport.from_json(data)}
 
 
 def test_over_budget_email_collapses_later_commits_to_one_line():
@@ -415,16 +411,16 @@ def test_over_budget_email_collapses_later_commits_to_one_line():
     assert 0 < full < 60 and digest.counts["dropped"] == 0
     page = Page(digest.html)
     assert t("digest.collapsed_note", "en") in page.text and t("digest.collapsed_note", "en") in digest.text
-    entries = [e for e in reports[(OTHER, "en")]["entries"]]
+    entries = list(reports[(OTHER, "en")].entries)
     # Email order is report order (high, then medium); the first `full` are whole, the rest one line each.
     for position, entry in enumerate(entries):
-        anchor_link = f"{report_link(OTHER)}#{entry['anchor']}"
+        anchor_link = f"{report_link(OTHER)}#{entry.anchor}"
         if position < full:
-            assert entry["commit"]["html_url"] in page.hrefs() and anchor_link not in page.hrefs()
+            assert entry.commit.html_url in page.hrefs() and anchor_link not in page.hrefs()
         else:
-            assert anchor_link in page.hrefs() and entry["commit"]["html_url"] not in page.hrefs()
-            assert f"▸ 🔴 {entry['title']} · High — {anchor_link}" in digest.text or \
-                f"▸ 🟡 {entry['title']} · Medium — {anchor_link}" in digest.text
+            assert anchor_link in page.hrefs() and entry.commit.html_url not in page.hrefs()
+            assert f"▸ 🔴 {entry.title} · High — {anchor_link}" in digest.text or \
+                f"▸ 🟡 {entry.title} · Medium — {anchor_link}" in digest.text
     assert collapsed == sum(1 for href in page.hrefs() if "#c-" in href)
 
 
@@ -443,8 +439,8 @@ def test_far_over_budget_email_is_cut_short_and_still_fits():
     assert digest.counts["collapsed"] + digest.counts["dropped"] == 400
     assert t("digest.truncated_note", "en") in Page(digest.html).text
     assert report_link(OTHER) in Page(digest.html).hrefs()  # the full report stays one click away
-    entries = reports[(OTHER, "en")]["entries"]
-    assert entries[0]["title"] in digest.text and entries[-1]["title"] not in digest.text
+    entries = reports[(OTHER, "en")].entries
+    assert entries[0].title in digest.text and entries[-1].title not in digest.text
 
 
 # Fast equals naive, and the fast one compiles per repository, not per subscriber --------------------

@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from jobs.daily import start_daily
 from jobs.schedule import ENTRIES
-from newsletter import subscriptions
 from newsletter.models import DailyRun, Report, RepoRun, RunStatus, Threshold
+from newsletter.subscribers import subscriptions
 
 from .fakes.seed_day import SEED_DATE, SEED_REPO, load_into
 
@@ -72,7 +72,7 @@ def test_schedule_is_data_with_a_valid_job_id_free_entry():
 
 def test_tick_starts_the_run_only_when_due_and_once(app, session):
     from jobs.daily import tick
-    from newsletter.schedule import default_report_date
+    from newsletter.reports.days import default_report_date
 
     subscriptions.subscribe_confirmed(session, "a@example.com", [(SEED_REPO, Threshold.LOW)], "en")
     session.commit()

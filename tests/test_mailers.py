@@ -9,15 +9,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message
 
+from newsletter.delivery.mailers import OutboxMailer, SendGridMailer, SmtpMailer, make_mailer
+from newsletter.email.message import OutgoingMessage
 from newsletter.errors import DeliveryError
-from newsletter.mailers import (
-    OutboxMailer,
-    OutgoingMessage,
-    SendGridMailer,
-    SmtpMailer,
-    clean_header,
-    make_mailer,
-)
+from newsletter.text import header_value
 
 from .fakes.sendgrid import FakeSendGrid
 
@@ -35,9 +30,9 @@ def _message(**overrides) -> OutgoingMessage:
 
 
 def test_clean_header_removes_line_breaks_and_bounds_length():
-    assert clean_header(HOSTILE) == "Daily Bcc: victim@example.org X-Evil: 1"
-    assert "\u2028" not in clean_header("a\u2028b")
-    assert len(clean_header("x" * 500, limit=100)) == 100
+    assert header_value(HOSTILE) == "Daily Bcc: victim@example.org X-Evil: 1"
+    assert "\u2028" not in header_value("a\u2028b")
+    assert len(header_value("x" * 500, limit=100)) == 100
 
 
 def test_outbox_writes_one_eml_per_message_with_both_parts(tmp_path):
@@ -109,7 +104,7 @@ def test_sendgrid_posts_the_v3_body():
         mailer.send(_message(subject=HOSTILE))
         (body,) = fake.requests
     assert body["from"] == {"email": "news@example.com", "name": "Repo Daily"}
-    assert body["subject"] == clean_header(HOSTILE)
+    assert body["subject"] == header_value(HOSTILE)
     assert [c["type"] for c in body["content"]] == ["text/plain", "text/html"]
     personalization = body["personalizations"][0]
     assert personalization["to"] == [{"email": "reader@example.com"}]

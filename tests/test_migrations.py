@@ -4,8 +4,7 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from newsletter import migrate
-from newsletter.db import Base, make_engine
+from newsletter.db import Base, current_heads, downgrade, make_engine, upgrade
 
 
 def test_migrations_match_the_models(database_url):
@@ -18,9 +17,9 @@ def test_migrations_match_the_models(database_url):
 
 def test_downgrade_and_upgrade_on_a_fresh_sqlite_file(tmp_path):
     url = f"sqlite:///{tmp_path / 'm.sqlite3'}"
-    migrate.upgrade(url)
-    heads = migrate.current_heads(url)
-    migrate.downgrade(url, "base")
-    assert migrate.current_heads(url) == set()
-    migrate.upgrade(url)
-    assert migrate.current_heads(url) == heads
+    upgrade(url)
+    heads = current_heads(url)
+    downgrade(url, "base")
+    assert current_heads(url) == set()
+    upgrade(url)
+    assert current_heads(url) == heads

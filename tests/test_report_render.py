@@ -17,22 +17,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter.analysis import CHANGE_TYPES, Analysis, Importance, Insight
-from newsletter.commits import CommitRecord, FileChange
-from newsletter.i18n import report as report_catalog
+from newsletter.analysis.result import CHANGE_TYPES, Analysis, Importance, Insight
+from newsletter.i18n import report_strings as report_catalog
 from newsletter.i18n import t
-from newsletter.report_render import (
-    ReportData,
-    ReportEntry,
-    commit_title,
-    escape_text,
-    render_json,
-    render_markdown,
-    report_from_json,
-    sorted_entries,
-    stats_line,
-    truncate,
-)
+from newsletter.reports.markdown import TITLE_LIMIT, render_markdown
+from newsletter.reports.model import DailyReport, Entry
+from newsletter.reports.wording import stats_line
+from newsletter.sources.commit import CommitRecord, FileChange
+from newsletter.text import commit_title, markdown_text, truncate
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DAY = datetime.date(2026, 1, 24)
@@ -163,12 +155,12 @@ def seed_report(lang, **overrides):
         files = (FileChange("lib/runtime/src/lib.rs", "modified", 8, 2, "@@ -1 +1 @@\n-a\n+b"),
                  FileChange("docs/logo.png", "added", 0, 0, None))
         summary = zh if lang == "zh" else en
-        entries.append(ReportEntry(make_commit(sha, author, local_time, message, files=files),
+        entries.append(Entry(make_commit(sha, author, local_time, message, files=files),
                                    make_analysis(lang, change_type, importance, summary)))
     fields = dict(repo="ai-dynamo/dynamo", date=DAY, language=lang, entries=tuple(reversed(entries)),
                   timezone="Asia/Shanghai", analyzer="gpt-test")
     fields.update(overrides)
-    return ReportData(**fields)
+    return DailyReport(**fields)
 
 
 @pytest.fixture(scope="module", params=["zh", "en"])
@@ -211,8 +203,8 @@ def unescaped_pipes(line):
 # Stats, order, table --------------------------------------------------------------------------
 
 def test_stats_line_exact_formats():
-    assert stats_line(seed_report("en")) == "15 commits | 🔴 high 7 | 🟡 medium 4 | 🟢 low 4"
-    assert stats_line(seed_report("zh")) == "本日共 15 个提交 | 🔴高 7 | 🟡中 4 | 🟢低 4"
+    assert stats_line(seed_report("en").counts(), seed_report("en").language) == "15 commits | 🔴 high 7 | 🟡 medium 4 | 🟢 low 4"
+    assert stats_line(seed_report("zh").counts(), seed_report("zh").language) == "本日共 15 个提交 | 🔴高 7 | 🟡中 4 | 🟢低 4"
 
 
 def test_stats_line_appears_in_markdown(rendered):
@@ -223,7 +215,7 @@ def test_stats_line_appears_in_markdown(rendered):
 def test_stats_line_singular():
     report = seed_report("en")
     one = dataclasses.replace(report, entries=report.entries[:1])
-    assert stats_line(one) == "1 commit | 🔴 high 1 | 🟡 medium 0 | 🟢 low 0"
+    assert stats_line(one.counts(), one.language) == "1 commit | 🔴 high 1 | 🟡 medium 0 | 🟢 low 0"
 
 
 def test_counts_and_token_totals():
@@ -233,7 +225,7 @@ def test_counts_and_token_totals():
 
 
 def test_sorted_entries_groups_then_newest_first():
-    ordered = sorted_entries(seed_report("en"))
+    ordered = list(seed_report("en").entries)
     groups = [e.analysis.importance.value for e in ordered]
     assert groups == ["high"] * 7 + ["medium"] * 4 + ["low"] * 4
     for group in ("high", "medium", "low"):
@@ -295,18 +287,18 @@ def test_body_heading_has_full_title_and_link(rendered):
     bodies = commit_sections(rendered["en"])
     for sha, _author, _time, message, *_rest in SEED:
         body = bodies[f"c-{sha[:7]}"]
-        assert f"#### {escape_text(message)}" in body
+        assert f"#### {markdown_text(message)}" in body
         assert f"[View commit](https://github.com/ai-dynamo/dynamo/commit/{sha})" in body
 
 
 def test_long_titles_truncated_in_toc_and_table_only(rendered):
     message = SEED[8][3]  # the #5393 race-condition fix, 95 characters
-    short = truncate(message)
+    short = truncate(message, TITLE_LIMIT)
     assert short.endswith("…") and len(short) <= 60 and message.startswith(short[:-1])
     assert message[len(short) - 1] == " "  # cut on a word boundary
     toc_and_table = section(rendered["en"], "📋") + section(rendered["en"], "🕒")
-    assert sum(escape_text(short) in line for line in toc_and_table) == 2
-    assert not any(escape_text(message) in line for line in toc_and_table)
+    assert sum(markdown_text(short) in line for line in toc_and_table) == 2
+    assert not any(markdown_text(message) in line for line in toc_and_table)
 
 
 def test_empty_lists_render_none_line(rendered, lang):
@@ -321,14 +313,14 @@ def test_empty_lists_render_none_line(rendered, lang):
 def strip_commit_sourced(markdown, report):
     """Remove text that comes from the commits and code, leaving labels and analysis prose."""
     for entry in report.entries:
-        title = commit_title(entry.commit)
-        for text in (escape_text(title), escape_text(truncate(title)), escape_text(entry.commit.author_name)):
+        title = commit_title(entry.commit.message)
+        for text in (markdown_text(title), markdown_text(truncate(title, TITLE_LIMIT)), markdown_text(entry.commit.author_name)):
             markdown = markdown.replace(text, "")
     markdown = re.sub(r"`[^`]*`", "", markdown)
     markdown = re.sub(r"\]\([^)]*\)", "]", markdown)
     markdown = re.sub(r'<a id="[^"]*"></a>', "", markdown)
     for text in (report.repo, report.timezone, report.analyzer):
-        markdown = markdown.replace(escape_text(text), "")
+        markdown = markdown.replace(markdown_text(text), "")
     return markdown
 
 
@@ -375,7 +367,7 @@ def test_fallback_analysis_shows_visible_note():
     first = report.entries[0]
     fallback = dataclasses.replace(first.analysis, fallback=True, fallback_reason="timeout",
                                    model="heuristic")
-    report = dataclasses.replace(report, entries=(ReportEntry(first.commit, fallback), *report.entries[1:]))
+    report = dataclasses.replace(report, entries=(Entry(first.commit, fallback), *report.entries[1:]))
     markdown = render_markdown(report)
     body = commit_sections(markdown)[f"c-{first.commit.sha[:7]}"]
     assert "> ⚠️ LLM analysis failed (timeout); heuristic analysis shown." in body
@@ -398,8 +390,8 @@ def hostile_report():
         impact_scope=("- nested", "# heading", "1. ordered", "> quote", "[x](javascript:alert(1))"),
         risks=("line one\nline two",),
     )
-    return ReportData(repo="ai-dynamo/dynamo", date=DAY, language="en", timezone="Asia/Shanghai",
-                      entries=(ReportEntry(commit, analysis),))
+    return DailyReport(repo="ai-dynamo/dynamo", date=DAY, language="en", timezone="Asia/Shanghai",
+                      entries=(Entry(commit, analysis),))
 
 
 def test_hostile_message_cannot_break_table_or_inject():
@@ -430,7 +422,7 @@ def test_hostile_analysis_text_stays_inside_its_field():
 def test_non_http_link_is_not_rendered():
     commit = dataclasses.replace(make_commit("a" * 40, "Eve", "12:00:00", "x"),
                                  html_url="javascript:alert(1)")
-    report = ReportData(repo="r", date=DAY, language="en", entries=(ReportEntry(commit, None),))
+    report = DailyReport(repo="r", date=DAY, language="en", entries=(Entry(commit, None),))
     assert "javascript" not in render_markdown(report)
 
 
@@ -438,8 +430,8 @@ def test_non_http_link_is_not_rendered():
 @given(st.text(max_size=120), st.text(max_size=30))
 def test_any_message_and_author_stay_in_one_table_row(message, author):
     commit = dataclasses.replace(make_commit("b" * 40, "x", "12:00:00", message), author_name=author)
-    markdown = render_markdown(ReportData(repo="r", date=DAY, language="en",
-                                          entries=(ReportEntry(commit, None),)))
+    markdown = render_markdown(DailyReport(repo="r", date=DAY, language="en",
+                                          entries=(Entry(commit, None),)))
     row = next(line for line in markdown.splitlines() if line.startswith("| 2026"))
     assert unescaped_pipes(row) == 5
     title_and_author = row.split("](#c-bbbbbbb)")[0]
@@ -450,8 +442,8 @@ def test_any_message_and_author_stay_in_one_table_row(message, author):
 
 def test_truncate_keeps_combining_marks_with_their_letter():
     text = "e" * 58 + "e\u0301" + "tail"
-    assert truncate(text) == "e" * 58 + "…"
-    assert truncate("x" * 60) == "x" * 60
+    assert truncate(text, TITLE_LIMIT) == "e" * 58 + "…"
+    assert truncate("x" * 60, TITLE_LIMIT) == "x" * 60
 
 
 # Merges, empty days, failures -----------------------------------------------------------------
@@ -460,10 +452,10 @@ def test_merge_commit_listed_not_analysed():
     merge = make_commit("1234567890abcdef1234567890abcdef12345678", "Bot", "11:00:00",
                         "Merge pull request #1 from a/b", parents=("a", "b"))
     report = seed_report("en")
-    report = dataclasses.replace(report, entries=(*report.entries, ReportEntry(merge, None)))
+    report = dataclasses.replace(report, entries=(*report.entries, Entry(merge, None)))
     assert report.counts()["merge"] == 1 and report.counts()["total"] == 16
-    assert stats_line(report) == "16 commits | 🔴 high 7 | 🟡 medium 4 | 🟢 low 4 | 🔀 merge 1"
-    assert sorted_entries(report)[-1].commit is merge
+    assert stats_line(report.counts(), report.language) == "16 commits | 🔴 high 7 | 🟡 medium 4 | 🟢 low 4 | 🔀 merge 1"
+    assert list(report.entries)[-1].commit is merge
     markdown = render_markdown(report)
     table = [line for line in section(markdown, "🕒") if line.startswith("| 2026")]
     assert table[0].startswith("| 2026-01-24 11:00:00 | Bot | [Merge pull request \\#1 from a/b](#c-1234567)")
@@ -478,13 +470,13 @@ def test_merge_commit_listed_not_analysed():
     ("zh", "本日共 0 个提交 | 🔴高 0 | 🟡中 0 | 🟢低 0", "2026-01-24 没有新的提交。"),
 ])
 def test_empty_day(lang, stats, empty):
-    markdown = render_markdown(ReportData(repo="ai-dynamo/dynamo", date=DAY, language=lang, entries=()))
+    markdown = render_markdown(DailyReport(repo="ai-dynamo/dynamo", date=DAY, language=lang, entries=()))
     assert f"> {stats}" in markdown and empty in markdown
     assert "<a id=" not in markdown and "|---" not in markdown
 
 
 def test_failed_repo_says_so_with_escaped_error():
-    report = ReportData(repo="ai-dynamo/dynamo", date=DAY, language="en", entries=(), status="failed",
+    report = DailyReport(repo="ai-dynamo/dynamo", date=DAY, language="en", entries=(), status="failed",
                         error="GitHub said 502 <html>Bad | gateway</html>\nretry later")
     markdown = render_markdown(report)
     expected = "GitHub said 502 \\<html\\>Bad \\| gateway\\</html\\> retry later"
@@ -496,18 +488,18 @@ def test_failed_repo_says_so_with_escaped_error():
 
 def test_invalid_report_fields_rejected():
     with pytest.raises(ValueError):
-        ReportData(repo="r", date=DAY, language="en", entries=(), timezone="Mars/Olympus")
+        DailyReport(repo="r", date=DAY, language="en", entries=(), timezone="Mars/Olympus")
     with pytest.raises(ValueError):
-        ReportData(repo="r", date=DAY, language="fr", entries=())
+        DailyReport(repo="r", date=DAY, language="fr", entries=())
     with pytest.raises(ValueError):
-        ReportData(repo="r", date=DAY, language="en", entries=(), status="maybe")
+        DailyReport(repo="r", date=DAY, language="en", entries=(), status="maybe")
 
 
 # JSON -----------------------------------------------------------------------------------------
 
 def test_json_round_trip_without_patches(lang):
     report = seed_report(lang)
-    data = json.loads(json.dumps(render_json(report), ensure_ascii=False))
+    data = json.loads(json.dumps(DailyReport.to_json(report), ensure_ascii=False))
     assert data["counts"] == {"total": 15, "high": 7, "medium": 4, "low": 4, "merge": 0}
     assert data["tokens"] == {"prompt": 1500, "completion": 600, "total": 2100}
     assert (data["analyzer"], data["status"], data["error"]) == ("gpt-test", "ok", None)
@@ -518,12 +510,12 @@ def test_json_round_trip_without_patches(lang):
     assert first["commit"]["files"][1]["patch_chars"] is None
     assert "patch" not in first["commit"]["files"][0]
     assert {"fallback", "fallback_reason", "prompt_tokens", "completion_tokens"} <= set(first["analysis"])
-    back = report_from_json(data)
+    back = DailyReport.from_json(data)
     def without_patches(commit):
         files = tuple(dataclasses.replace(f, patch=None) for f in commit.files)
         return dataclasses.replace(commit, files=files)
 
-    stripped = tuple(ReportEntry(without_patches(e.commit), e.analysis) for e in sorted_entries(report))
+    stripped = tuple(Entry(without_patches(e.commit), e.analysis) for e in list(report.entries))
     assert back == dataclasses.replace(report, entries=stripped)
     assert render_markdown(back) == render_markdown(report)
 
@@ -532,9 +524,9 @@ def test_json_round_trip_with_patches_and_merge_and_failure():
     merge = make_commit("1234567890abcdef1234567890abcdef12345678", "Bot", "11:00:00", "Merge",
                         parents=("a", "b"))
     report = seed_report("en", status="failed", error="partial: rate limited")
-    report = dataclasses.replace(report, entries=(*report.entries, ReportEntry(merge, None)))
-    data = json.loads(json.dumps(render_json(report, include_patches=True)))
+    report = dataclasses.replace(report, entries=(*report.entries, Entry(merge, None)))
+    data = json.loads(json.dumps(DailyReport.to_json(report, include_patches=True)))
     assert data["entries"][-1]["analysis"] is None and data["entries"][-1]["group"] == "merge"
-    back = report_from_json(data)
+    back = DailyReport.from_json(data)
     assert set(back.entries) == set(report.entries)
     assert dataclasses.replace(back, entries=report.entries) == report

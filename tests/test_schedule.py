@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from croniter import croniter
 
-from newsletter.schedule import day_bounds, default_report_date, due_report_date, rq_cron_expression
+from newsletter.reports.days import day_bounds, default_report_date, due_report_date, rq_cron_expression
 
 
 @pytest.mark.parametrize("tz, expected", [

@@ -14,7 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from newsletter.errors import ConfigError, RepositoryNotFound, SourceError, SourceUnavailable
-from newsletter.sources import GitHubSource, GitSource, RepoInfo
+from newsletter.sources.git import GitSource
+from newsletter.sources.github import GitHubSource
+from newsletter.sources.protocol import RepoInfo
 from tests.fakes.github import FakeFile, FakeGitHub
 from tests.fakes.seed_day import SEED_BASE_SHA, SEED_COMMITS, SEED_DATE, SEED_REPO, load_into
 

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from newsletter.errors import ValidationError
 from newsletter.models import Threshold
-from newsletter.validation import normalize_email, parse_repo, parse_repo_spec
+from newsletter.subscribers.validation import normalize_email, parse_repo, parse_repo_spec
 
 from .helpers import count_subscribers, csrf_token, subscribe_form
 

@@ -5,8 +5,8 @@ import time
 
 from sqlalchemy import select
 
-from newsletter import subscriptions, tokens
 from newsletter.models import SignupRequest, Subscriber, SubscriberStatus, Threshold
+from newsletter.subscribers import links, subscriptions
 
 from .conftest import body_html, body_text
 from .helpers import count_subscribers, csrf_token, link_in, path_of, post_subscribe
@@ -218,8 +218,8 @@ def test_bad_tokens_get_a_clear_400(app, client, session, outbox):
     path = _pending(client, outbox)
     token = path.rsplit("/", 1)[1]
     subscriber = _subscriber(session, "c@example.com")
-    prefs = subscriptions.preferences_token(app.config["SECRET_KEY"], subscriber)
-    other_secret = tokens.make_token("another-secret-key-xxxxxxxxxxxxxxxxxxxxxxxx", tokens.CONFIRM, {"r": 1, "h": "x"})
+    prefs = links.preferences_token(app.config["SECRET_KEY"], subscriber)
+    other_secret = links.make_token("another-secret-key-xxxxxxxxxxxxxxxxxxxxxxxx", links.CONFIRM, {"r": 1, "h": "x"})
     cases = [
         f"/confirm/{token[:-3]}abc",           # forged signature
         f"/confirm/{prefs}",                   # a preferences token on the confirm route
@@ -248,8 +248,8 @@ def test_expired_confirmation_link(app, client, session, outbox, monkeypatch):
 def test_token_for_deleted_subscriber(app, client, session, outbox):
     subscriber = subscriptions.subscribe_confirmed(session, "gone@example.com", [("rq/rq", Threshold.LOW)], "en")
     session.commit()
-    url = f"/preferences/{subscriptions.preferences_token(app.config['SECRET_KEY'], subscriber)}"
-    unsub = f"/unsubscribe/{subscriptions.unsubscribe_token(app.config['SECRET_KEY'], subscriber)}"
+    url = f"/preferences/{links.preferences_token(app.config['SECRET_KEY'], subscriber)}"
+    unsub = f"/unsubscribe/{links.unsubscribe_token(app.config['SECRET_KEY'], subscriber)}"
     session.delete(subscriber)
     session.commit()
     assert client.get(url).status_code == 400
@@ -263,8 +263,8 @@ def _confirmed(app, session, email="p@example.com", lang="en"):
         session, email, [("pallets/flask", Threshold.HIGH), ("rq/rq", Threshold.LOW)], lang)
     session.commit()
     key = app.config["SECRET_KEY"]
-    return (subscriber, f"/preferences/{subscriptions.preferences_token(key, subscriber)}",
-            f"/unsubscribe/{subscriptions.unsubscribe_token(key, subscriber)}")
+    return (subscriber, f"/preferences/{links.preferences_token(key, subscriber)}",
+            f"/unsubscribe/{links.unsubscribe_token(key, subscriber)}")
 
 
 def test_preferences_show_and_change_everything(app, client, session):

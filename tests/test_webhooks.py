@@ -14,8 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from newsletter import create_app, subscriptions, suppressions
+from newsletter import create_app
 from newsletter.models import Delivery, Subscriber, SubscriberStatus, Threshold, WebhookEvent
+from newsletter.subscribers import subscriptions, suppressions
 
 URL = "/webhooks/sendgrid"
 SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..commits import CommitRecord
+from ..sources.commit import CommitRecord
 
 # Lower-case logins (and git author names, which bots often share with their login) of
 # well-known automation accounts. Any login or name ending in "[bot]" is a bot as well,

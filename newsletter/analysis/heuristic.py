@@ -15,10 +15,14 @@ LLM call fails. Importance follows floor rules, applied in this order:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from ..commits import CommitRecord
-from . import HEURISTIC_MODEL, LANGUAGES, Analysis, Importance, Insight
+from ..i18n import LANGUAGES
+from ..sources.commit import CommitRecord
+from ..text import plain
+from .bots import DEFAULT_BOT_LOGINS, is_bot
+from .result import HEURISTIC_MODEL, Analysis, Importance, Insight
 
 # "Large" thresholds for features, fixes and performance work: past these a change is
 # hard to review and likely to have wide effects, which is what "high" means in reports.
@@ -90,8 +94,6 @@ _CONTAINER_DIRS = {
     "src", "lib", "libs", "pkg", "packages", "internal", "cmd", "modules", "services", "crates",
     "plugins", "components", "apps",
 }
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
-_SPACES = re.compile(r"\s+")
 
 # Non-conventional titles: first match wins, so the more specific patterns come first.
 _KEYWORD_TYPES = (
@@ -313,14 +315,6 @@ def _t(key: str, language: str, **fields) -> str:
     return text.format(**fields) if fields else text
 
 
-def clean_text(value: str, limit: int) -> str:
-    """One line of text: control characters and runs of whitespace become single spaces, capped at limit."""
-    text = _SPACES.sub(" ", _CONTROL.sub(" ", value)).strip()
-    if len(text) > limit:
-        text = text[: max(limit - 1, 0)].rstrip() + "…"
-    return text
-
-
 def _count(n: int, language: str, en_one: str, en_many: str, zh_unit: str) -> str:
     if language == "zh":
         return f"{n:,} {zh_unit}"
@@ -396,8 +390,8 @@ def _module_of(filename: str) -> str | None:
     if not parts:
         return None
     if len(parts) > 2 and parts[0].lower() in _CONTAINER_DIRS:
-        return clean_text(f"{parts[0]}/{parts[1]}", 80) or None
-    return clean_text(parts[0], 80) or None
+        return plain(f"{parts[0]}/{parts[1]}", 80) or None
+    return plain(parts[0], 80) or None
 
 
 def _infer_type(title: str, categories: set[str | None], has_files: bool, typo: bool, security: bool) -> str:
@@ -422,7 +416,7 @@ def _facts(commit: CommitRecord) -> _Facts:
     typo = bool(_TYPO.search(title))
     terms: list[str] = []
     for found in _SECURITY.finditer(f"{title}\n{body}"):
-        term = clean_text(found.group(0), 40)
+        term = plain(found.group(0), 40)
         if term.lower() not in (t.lower() for t in terms):
             terms.append(term)
     security_terms = tuple(terms[:4])
@@ -598,8 +592,8 @@ def analyze_heuristic(commit: CommitRecord, language: str, *, bot: bool = False)
     facts = _facts(commit)
     kind = facts.change_type
     label = _LABELS[language][kind]
-    author = clean_text(commit.author_login or commit.author_name or "", 60) or _t("unknown_author", language)
-    subject = clean_text(facts.subject, MAX_SUBJECT_CHARS) or _t("no_subject", language)
+    author = plain(commit.author_login or commit.author_name or "", 60) or _t("unknown_author", language)
+    subject = plain(facts.subject, MAX_SUBJECT_CHARS) or _t("no_subject", language)
     importance, reason = _importance(facts, language, author, bot=bot)
 
     if kind == "merge":
@@ -634,7 +628,7 @@ def apply_floor(commit: CommitRecord, analysis: Analysis) -> Analysis:
     so the reason always explains the importance shown.
     """
     facts = _facts(commit)
-    author = clean_text(commit.author_login or commit.author_name or "", 60) or _t("unknown_author", analysis.language)
+    author = plain(commit.author_login or commit.author_name or "", 60) or _t("unknown_author", analysis.language)
     rule, reason = _importance(facts, analysis.language, author, bot=False)
     kind = facts.change_type
     if kind == "merge":
@@ -650,3 +644,24 @@ def apply_floor(commit: CommitRecord, analysis: Analysis) -> Analysis:
     if forced is None:
         return analysis
     return replace(analysis, importance=forced, importance_reason=reason)
+
+
+class HeuristicAnalyzer:
+    """Analyses every commit with the heuristic: no LLM, no network."""
+
+    model = HEURISTIC_MODEL
+    calls = 0
+
+    def __init__(self, *, bot_logins: Iterable[str] = DEFAULT_BOT_LOGINS) -> None:
+        self._bot_logins = frozenset(bot_logins)
+
+    def analyze(self, commit: CommitRecord, language: str) -> Analysis:
+        """The heuristic analysis of commit in language."""
+        return analyze_heuristic(commit, language, bot=is_bot(commit, self._bot_logins))
+
+    def analyze_many(self, items: Sequence[tuple[CommitRecord, str]]) -> list[Analysis]:
+        """Analyses of (commit, language) pairs, in input order."""
+        return [self.analyze(commit, language) for commit, language in items]
+
+    def close(self) -> None:
+        """Nothing to release; here so every analyzer can be closed alike."""

@@ -1,7 +1,7 @@
-"""Analysers: an LLM behind an OpenAI-compatible API, with the heuristic as stand-in and fallback.
+"""The LLM analyzer: a chat-completions model behind an OpenAI-compatible API, the heuristic as fallback.
 
-Retries are ours, not the SDK's (the client is built with max_retries=0), so every HTTP
-request is counted and every wait goes through the injected ``sleep``. A commit whose
+Retries are ours (`newsletter.retry`), not the SDK's (the client is built with max_retries=0), so
+every HTTP request is counted and every wait goes through the injected ``sleep``. A commit whose
 analysis still fails after ``max_retries`` retries gets the heuristic analysis with
 ``fallback=True`` and a short ``fallback_reason``; nothing the model returned on a failed
 attempt ever reaches the Analysis.
@@ -14,28 +14,29 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from email.utils import parsedate_to_datetime
 
 import openai
 
-from ..commits import CommitRecord
-from ..errors import AnalysisError, ConfigError
-from . import CHANGE_TYPES, HEURISTIC_MODEL, Analysis, Importance, Insight
+from ..errors import AnalysisError
+from ..retry import Backoff, GaveUp, TryAgain, retry_after
+from ..sources.commit import CommitRecord
+from ..text import plain
 from .bots import DEFAULT_BOT_LOGINS, is_bot
-from .heuristic import analyze_heuristic, apply_floor, clean_text
+from .heuristic import analyze_heuristic, apply_floor
 from .prompt import RESPONSE_FORMAT, build_messages
+from .result import CHANGE_TYPES, Analysis, Importance, Insight
 
 logger = logging.getLogger(__name__)
 
 RETRY_BASE_DELAY = 1.0
 RETRY_MAX_DELAY = 30.0
+RETRY_JITTER = 0.25
 # A server asking for a longer pause than this is not coming back within one report run.
 MAX_RETRY_AFTER = 120.0
 
@@ -69,32 +70,10 @@ class _AttemptFailed(AnalysisError):
         self.completion_tokens = completion_tokens
 
 
-def _retry_after(response) -> float | None:
-    """Seconds from retry-after-ms or Retry-After (seconds or HTTP date); None when absent or unreadable."""
-    headers = getattr(response, "headers", None) or {}
-    milliseconds = headers.get("retry-after-ms")
-    if milliseconds:
-        try:
-            return max(float(milliseconds) / 1000, 0.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
-    except (TypeError, ValueError, OverflowError):
-        return None
-
-
 def _text(value, limit: int) -> str:
     if not isinstance(value, str):
         raise _AttemptFailed("invalid_schema")
-    text = clean_text(value, limit)
+    text = plain(value, limit)
     if not text:
         raise _AttemptFailed("invalid_schema")
     return text
@@ -103,7 +82,7 @@ def _text(value, limit: int) -> str:
 def _items(value, limit: int, max_items: int) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise _AttemptFailed("invalid_schema")
-    items = tuple(text for text in (clean_text(item, limit) for item in value) if text)
+    items = tuple(text for text in (plain(item, limit) for item in value) if text)
     if not items:
         raise _AttemptFailed("invalid_schema")
     return items[:max_items]
@@ -147,27 +126,6 @@ def _usage(completion) -> tuple[int, int]:
     return (prompt if isinstance(prompt, int) else 0), (completion_tokens if isinstance(completion_tokens, int) else 0)
 
 
-class HeuristicAnalyzer:
-    """Analyses every commit with the heuristic: no LLM, no network."""
-
-    model = HEURISTIC_MODEL
-    calls = 0
-
-    def __init__(self, *, bot_logins: Iterable[str] = DEFAULT_BOT_LOGINS) -> None:
-        self._bot_logins = frozenset(bot_logins)
-
-    def analyze(self, commit: CommitRecord, language: str) -> Analysis:
-        """The heuristic analysis of commit in language."""
-        return analyze_heuristic(commit, language, bot=is_bot(commit, self._bot_logins))
-
-    def analyze_many(self, items: list[tuple[CommitRecord, str]]) -> list[Analysis]:
-        """Analyses of (commit, language) pairs, in input order."""
-        return [self.analyze(commit, language) for commit, language in items]
-
-    def close(self) -> None:
-        """Nothing to release; here so both analysers can be closed alike."""
-
-
 class LLMAnalyzer:
     """Analyses commits with a chat-completions model, falling back to the heuristic per commit."""
 
@@ -185,10 +143,10 @@ class LLMAnalyzer:
         bot_logins: Iterable[str] = DEFAULT_BOT_LOGINS,
     ) -> None:
         self.model = model
-        self._max_retries = max(int(max_retries), 0)
         self._concurrency = max(int(concurrency), 1)
         self._diff_token_budget = diff_token_budget
-        self._sleep = sleep
+        self._backoff = Backoff(retries=max(int(max_retries), 0), base=RETRY_BASE_DELAY, cap=RETRY_MAX_DELAY,
+                                max_wait=MAX_RETRY_AFTER, jitter=RETRY_JITTER, sleep=sleep)
         self._bot_logins = frozenset(bot_logins)
         self._calls = 0
         self._lock = threading.Lock()
@@ -233,10 +191,10 @@ class LLMAnalyzer:
         except openai.APIConnectionError:
             raise _AttemptFailed("connection_error") from None
         except openai.RateLimitError as error:
-            raise _AttemptFailed("rate_limited", retry_after=_retry_after(error.response)) from None
+            raise _AttemptFailed("rate_limited", retry_after=retry_after(error.response.headers)) from None
         except openai.APIStatusError as error:
             if error.status_code >= 500:
-                raise _AttemptFailed("server_error", retry_after=_retry_after(error.response)) from None
+                raise _AttemptFailed("server_error", retry_after=retry_after(error.response.headers)) from None
             if error.status_code == 408:
                 raise _AttemptFailed("timeout") from None
             # Other 4xx (bad key, unknown model, unsupported response_format) fail the same way every time.
@@ -271,49 +229,45 @@ class LLMAnalyzer:
                 return replace(analysis, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
         raise _AttemptFailed(reason, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
 
-    def _delay(self, failure: _AttemptFailed, attempt: int) -> float:
-        if failure.retry_after is not None:
-            return failure.retry_after
-        delay = min(RETRY_BASE_DELAY * 2 ** attempt, RETRY_MAX_DELAY)
-        # Jitter, so that concurrent workers hit by the same outage do not retry in lockstep.
-        return delay + random.uniform(0, delay / 4)
-
     def analyze(self, commit: CommitRecord, language: str) -> Analysis:
         """The LLM analysis of commit in language, or the heuristic one flagged as a fallback."""
         local = self._without_llm(commit, language)
         if local is not None:
             return local
         messages = build_messages(commit, language, diff_token_budget=self._diff_token_budget)
-        prompt_tokens = completion_tokens = 0
-        attempts = 0
-        while True:
-            attempts += 1
-            try:
-                analysis = self._attempt(messages, language)
-            except _AttemptFailed as failure:
-                prompt_tokens += failure.prompt_tokens
-                completion_tokens += failure.completion_tokens
-                reason = failure.reason
-                if not failure.retryable or attempts > self._max_retries:
-                    break
-                delay = self._delay(failure, attempts - 1)
-                if delay > MAX_RETRY_AFTER:
-                    logger.warning("LLM asked to wait %.0fs for commit %s; not waiting that long", delay,
-                                   commit.sha[:12])
-                    break
-                logger.warning("LLM analysis of %s (%s) failed: %s; retry %d of %d in %.1fs", commit.sha[:12],
-                               language, reason, attempts, self._max_retries, delay)
-                self._sleep(delay)
-                continue
-            # The rules no analysis may break hold for the model too: a typo fix is never high.
-            return replace(apply_floor(commit, analysis), prompt_tokens=prompt_tokens + analysis.prompt_tokens,
-                           completion_tokens=completion_tokens + analysis.completion_tokens)
-        logger.warning("LLM analysis of %s (%s) failed after %d attempts (%s); using the heuristic",
-                       commit.sha[:12], language, attempts, reason)
-        return replace(analyze_heuristic(commit, language), fallback=True, fallback_reason=reason,
-                       prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+        spent = [0, 0]  # prompt and completion tokens of every attempt: all of them are billed
+        tries = [0]
 
-    def analyze_many(self, items: list[tuple[CommitRecord, str]]) -> list[Analysis]:
+        def attempt(number: int) -> Analysis:
+            tries[0] = number + 1
+            try:
+                return self._attempt(messages, language)
+            except _AttemptFailed as failure:
+                spent[0] += failure.prompt_tokens
+                spent[1] += failure.completion_tokens
+                if not failure.retryable:
+                    raise
+                raise TryAgain(failure.reason, wait=failure.retry_after) from None
+
+        what = f"LLM analysis of {commit.sha[:12]} ({language})"
+        try:
+            analysis = self._backoff.call(attempt, what=what, logger=logger)
+        except _AttemptFailed as failure:
+            reason = failure.reason
+        except GaveUp as gave_up:
+            reason = gave_up.reason
+            if gave_up.refused_wait is not None:
+                logger.warning("LLM asked to wait %.0fs for commit %s; not waiting that long", gave_up.refused_wait,
+                               commit.sha[:12])
+        else:
+            # The rules no analysis may break hold for the model too: a typo fix is never high.
+            return replace(apply_floor(commit, analysis), prompt_tokens=spent[0] + analysis.prompt_tokens,
+                           completion_tokens=spent[1] + analysis.completion_tokens)
+        logger.warning("%s failed after %d attempts (%s); using the heuristic", what, tries[0], reason)
+        return replace(analyze_heuristic(commit, language), fallback=True, fallback_reason=reason,
+                       prompt_tokens=spent[0], completion_tokens=spent[1])
+
+    def analyze_many(self, items: Sequence[tuple[CommitRecord, str]]) -> list[Analysis]:
         """Analyses of (commit, language) pairs in input order, LLM calls running concurrently."""
         items = list(items)
         results: list[Analysis | None] = [self._without_llm(commit, language) for commit, language in items]
@@ -325,12 +279,3 @@ class LLMAnalyzer:
                 for index, analysis in zip(pending, analyses, strict=True):
                     results[index] = analysis
         return results  # type: ignore[return-value]
-
-
-def make_analyzer(api_key: str | None, base_url: str | None, model: str | None, **kw):
-    """HeuristicAnalyzer when neither an API key nor a base URL is set, else an LLMAnalyzer."""
-    if not api_key and not base_url:
-        return HeuristicAnalyzer(bot_logins=kw.get("bot_logins", DEFAULT_BOT_LOGINS))
-    if not model:
-        raise ConfigError("an LLM model name is required when an API key or base URL is set")
-    return LLMAnalyzer(api_key, base_url, model, **kw)

@@ -17,8 +17,9 @@ import json
 import math
 import re
 
-from ..commits import CommitRecord, FileChange
-from . import CHANGE_TYPES, LANGUAGES
+from ..i18n import LANGUAGES
+from ..sources.commit import CommitRecord, FileChange
+from .result import CHANGE_TYPES
 
 CHARS_PER_TOKEN = 3.5
 MESSAGE_TOKEN_BUDGET = 1000

@@ -5,20 +5,20 @@ str.format fields.
 """
 from __future__ import annotations
 
-from . import archive, digest, report, web
+from . import archive_strings, email_strings, report_strings, site_strings
 
-LANGUAGES = ("zh", "en")
+LANGUAGES = ("zh", "en")  # every language a subscriber can read; reports are made in each
 DEFAULT_LANGUAGE = "en"
 
 _CATALOG: dict[str, dict[str, str]] = {}
-for _module in (web, report, digest, archive):
+for _module in (site_strings, report_strings, email_strings, archive_strings):
     for _key, _value in _module.CATALOG.items():
         if _key in _CATALOG:
             raise RuntimeError(f"duplicate translation key {_key!r}")
         _CATALOG[_key] = _value
 
 
-def t(key: str, lang: str, /, **fields) -> str:
+def t(key: str, lang: str, /, **fields: object) -> str:
     """Translate key into lang (falling back to English) and fill its fields."""
     entry = _CATALOG[key]
     text = entry.get(lang) or entry[DEFAULT_LANGUAGE]

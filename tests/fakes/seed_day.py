@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, date, datetime
 
-from newsletter.commits import CommitRecord, FileChange
+from newsletter.sources.commit import CommitRecord, FileChange
 from tests.fakes.github import FakeGitHub, FakeRepo
 
 SEED_REPO = "ai-dynamo/dynamo"

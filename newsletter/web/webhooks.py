@@ -14,9 +14,9 @@ from sendgrid.helpers.eventwebhook import EventWebhook
 from sendgrid.helpers.eventwebhook.eventwebhook_header import EventWebhookHeader
 from werkzeug.exceptions import HTTPException
 
-from . import suppressions
+from ..subscribers import suppressions
 from .extensions import csrf
-from .web import db
+from .site import db
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)

@@ -16,15 +16,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..models import Delivery, Subscriber, WebhookEvent
+from ..text import plain
 from . import subscriptions
-from .models import Delivery, Subscriber, WebhookEvent
 
 log = logging.getLogger(__name__)
 
 PROVIDER = "sendgrid"
 MAX_ID = 2**31 - 1  # delivery.id and webhook_event.delivery_id are 32-bit integers
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_SPACES = re.compile(r"\s+")
 _LOOKUP_CHUNK = 500  # ids per IN (...) query, well under SQLite's bound-parameter limit
 
 Action = Callable[[Session, Subscriber, str], Subscriber]
@@ -202,8 +202,7 @@ def _delivery_matches(session: Session, delivery_id: int | None, subscriber: Sub
 
 def _reason(kind: str, *details) -> str:
     """A one-line reason for the subscriber row, built from the provider's free text."""
-    text = " ".join(d for d in details if isinstance(d, str))
-    text = _SPACES.sub(" ", _CONTROL.sub(" ", text)).strip()
+    text = plain(" ".join(d for d in details if isinstance(d, str)))
     return f"{kind}: {text}"[:200] if text else kind
 
 

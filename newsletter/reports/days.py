@@ -1,15 +1,17 @@
-"""When the daily run fires: DIGEST_CRON in DIGEST_TIMEZONE, whatever time zone rq evaluates cron in.
+"""Report days: their bounds in DIGEST_TIMEZONE, the default one, and when the daily run fires.
+
+The daily run fires at DIGEST_CRON in DIGEST_TIMEZONE, whatever time zone rq evaluates cron in.
 
 rq 2.x evaluates cron expressions in UTC and rq 3.x in the process's local time. Rather than
 depend on either, the scheduler is given a wider expression (`rq_cron_expression`) that fires at
 least at every minute where DIGEST_CRON could fire in DIGEST_TIMEZONE, for any UTC offset that zone
 or the evaluating zone takes during the year; the tick job (`due_report_date`) then checks the
 real expression in DIGEST_TIMEZONE. Extra ticks cost one small job each and do nothing; the
-database guard in `daily.start_run` makes any double trigger harmless.
+database guard in `run.open_run` makes any double trigger harmless.
 """
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
@@ -78,8 +80,6 @@ def due_report_date(expression: str, timezone: str, now: datetime, grace: timede
 
 def default_report_date(timezone: str, now: datetime | None = None) -> date:
     """The report date of a run started now: yesterday in timezone."""
-    from datetime import UTC
-
     now = now or datetime.now(UTC)
     return now.astimezone(ZoneInfo(timezone)).date() - timedelta(days=1)
 

@@ -13,10 +13,10 @@ from wtforms import (
     SubmitField,
 )
 
-from .errors import ValidationError
-from .i18n import t
-from .models import Threshold
-from .validation import (
+from ..errors import ValidationError
+from ..i18n import t
+from ..models import Threshold
+from ..subscribers.validation import (
     MAX_REPOS,
     check_repo_list,
     normalize_email,

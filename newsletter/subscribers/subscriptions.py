@@ -5,19 +5,15 @@ webhooks only call them. They take a session and leave committing to the caller.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from . import tokens
-from .errors import InvalidToken, ValidationError
-from .models import SignupRequest, Subscriber, SubscriberStatus, Subscription, Threshold, utcnow
+from ..errors import InvalidToken, ValidationError
+from ..models import SignupRequest, Subscriber, SubscriberStatus, Subscription, Threshold, utcnow
 from .validation import check_repo_list, email_key, normalize_email, parse_language
-
-DAY = 24 * 3600
 
 
 @dataclass
@@ -155,39 +151,27 @@ def suppress(session: Session, subscriber: Subscriber, reason: str) -> Subscribe
     return subscriber
 
 
-# Signed links -------------------------------------------------------------------------------
+# Who reads what -----------------------------------------------------------------------------
 
-def _fingerprint(subscriber: Subscriber) -> str:
-    # Binds a link to the address as well as the id, so a deleted row's id reused by SQLite
-    # never opens another person's preferences.
-    return hashlib.sha256(subscriber.email_key.encode()).hexdigest()[:16]
+def _active():
+    return (Subscriber.status == SubscriberStatus.CONFIRMED) & Subscriber.paused.is_(False)
 
 
-def confirm_token(secret_key: str, request: SignupRequest) -> str:
-    return tokens.make_token(secret_key, tokens.CONFIRM, {"r": request.id, "h": _fingerprint(request.subscriber)})
+def watched_repositories(session: Session) -> dict[str, set[str]]:
+    """Each repository some active subscriber watches, with the languages they read."""
+    rows = session.execute(
+        select(Subscription.repo, Subscriber.language)
+        .join(Subscriber, Subscriber.id == Subscription.subscriber_id).where(_active()))
+    watched: dict[str, set[str]] = {}
+    for repo, language in rows:
+        watched.setdefault(repo, set()).add(language)
+    return watched
 
 
-def preferences_token(secret_key: str, subscriber: Subscriber) -> str:
-    return tokens.make_token(secret_key, tokens.PREFERENCES, {"s": subscriber.id, "h": _fingerprint(subscriber)})
-
-
-def unsubscribe_token(secret_key: str, subscriber: Subscriber) -> str:
-    return tokens.make_token(secret_key, tokens.UNSUBSCRIBE, {"s": subscriber.id, "h": _fingerprint(subscriber)})
-
-
-def request_from_token(session: Session, secret_key: str, token: str, max_age_days: int) -> SignupRequest:
-    payload = tokens.read_token(secret_key, tokens.CONFIRM, token, max_age=max_age_days * DAY)
-    request = session.get(SignupRequest, payload.get("r")) if isinstance(payload.get("r"), int) else None
-    if request is None or _fingerprint(request.subscriber) != payload.get("h"):
-        raise InvalidToken("This confirmation link is no longer valid.")
-    return request
-
-
-def subscriber_from_token(session: Session, secret_key: str, purpose: str, token: str,
-                          max_age_days: int | None = None) -> Subscriber:
-    payload = tokens.read_token(secret_key, purpose, token,
-                                max_age=max_age_days * DAY if max_age_days else None)
-    subscriber = session.get(Subscriber, payload.get("s")) if isinstance(payload.get("s"), int) else None
-    if subscriber is None or _fingerprint(subscriber) != payload.get("h"):
-        raise InvalidToken("This link is no longer valid.")
-    return subscriber
+def languages_for(session: Session, repo: str) -> list[str]:
+    """The languages active subscribers of repo read (English when nobody does any more)."""
+    languages = set(session.scalars(
+        select(Subscriber.language).distinct()
+        .join(Subscription, Subscription.subscriber_id == Subscriber.id)
+        .where(Subscription.repo == repo, _active())))
+    return sorted(languages) or ["en"]

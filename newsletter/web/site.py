@@ -6,6 +6,7 @@ import logging
 import redis
 from flask import (
     Blueprint,
+    Flask,
     Response,
     abort,
     current_app,
@@ -19,17 +20,16 @@ from flask import (
     url_for,
 )
 from flask_wtf.csrf import CSRFError
-from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 
-from . import subscriptions, tokens
-from .emails import send_confirmation
-from .errors import InvalidToken
+from ..delivery.confirmations import send_confirmation
+from ..delivery.mailers import make_mailer
+from ..errors import InvalidToken
+from ..i18n import LANGUAGES, t
+from ..models import SignupRequest, SubscriberStatus
+from ..subscribers import links, subscriptions
 from .extensions import csrf, limiter
 from .forms import ButtonForm, PreferencesForm, SubscribeForm, threshold_choices
-from .i18n import LANGUAGES, t
-from .mailers import make_mailer
-from .models import SubscriberStatus
 from .sample import sample_commits
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def _error_page(status: int, message: str):
     return render_template("web/error.html", status=status, message=message), status
 
 
-def init_app(app) -> None:
+def init_error_pages(app: Flask) -> None:
     """Error pages for everything that can go wrong in a request, never a bare 500."""
 
     @app.errorhandler(CSRFError)
@@ -154,7 +154,7 @@ def _render_index(form, status: int = 200):
     return render_template("web/index.html", form=form, sample=sample_commits(g.lang)), status
 
 
-def _send_confirmation(signup) -> None:
+def _send_confirmation(signup: SignupRequest) -> None:
     # The page is the same whether or not this succeeds, so a failure never tells anyone which
     # addresses exist; the log has it for the operator, and subscribing again sends a new link.
     send_confirmation(current_app.config, make_mailer(current_app.config), signup)
@@ -174,7 +174,7 @@ def check_email():
 @limiter.limit(_confirm_limit, methods=["POST"], exempt_when=_ratelimit_off)
 def confirm(token: str):
     config = current_app.config
-    signup = subscriptions.request_from_token(db(), config["SECRET_KEY"], token, config["CONFIRM_MAX_AGE_DAYS"])
+    signup = links.request_from_token(db(), config["SECRET_KEY"], token, config["CONFIRM_MAX_AGE_DAYS"])
     g.lang = request.args.get("lang") if request.args.get("lang") in LANGUAGES else signup.language
     form = ButtonForm()
     if request.method == "POST":
@@ -183,7 +183,7 @@ def confirm(token: str):
         subscriber = subscriptions.confirm_request(db(), signup.id)
         db().commit()
         preferences = url_for("web.preferences",
-                              token=subscriptions.preferences_token(config["SECRET_KEY"], subscriber))
+                              token=links.preferences_token(config["SECRET_KEY"], subscriber))
         return render_template("web/confirmed.html", preferences_url=preferences)
     # A GET only shows the button: mail scanners prefetch links and must not confirm anything.
     return render_template("web/confirm.html", form=form, email=signup.subscriber.email, repos=signup.repos)
@@ -194,13 +194,13 @@ def confirm(token: str):
 @bp.route("/preferences/<token>", methods=["GET", "POST"])
 def preferences(token: str):
     config = current_app.config
-    subscriber = subscriptions.subscriber_from_token(db(), config["SECRET_KEY"], tokens.PREFERENCES, token,
-                                                     config["PREFERENCES_MAX_AGE_DAYS"])
+    subscriber = links.subscriber_from_token(db(), config["SECRET_KEY"], links.PREFERENCES, token,
+                                             config["PREFERENCES_MAX_AGE_DAYS"])
     if request.args.get("lang") not in LANGUAGES:
         g.lang = subscriber.language
     lang = g.lang
     active = subscriber.status in (SubscriberStatus.CONFIRMED, SubscriberStatus.PENDING)
-    unsubscribe_url = url_for("web.unsubscribe", token=subscriptions.unsubscribe_token(config["SECRET_KEY"], subscriber))
+    unsubscribe_url = url_for("web.unsubscribe", token=links.unsubscribe_token(config["SECRET_KEY"], subscriber))
     form = PreferencesForm()
     status = 200
     if request.method == "POST":
@@ -239,7 +239,7 @@ def preferences(token: str):
 @bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
 @csrf.exempt
 def unsubscribe(token: str):
-    subscriber = subscriptions.subscriber_from_token(db(), current_app.config["SECRET_KEY"], tokens.UNSUBSCRIBE, token)
+    subscriber = links.subscriber_from_token(db(), current_app.config["SECRET_KEY"], links.UNSUBSCRIBE, token)
     if request.args.get("lang") not in LANGUAGES:
         g.lang = subscriber.language
     if request.method == "POST":
@@ -258,13 +258,7 @@ def unsubscribe(token: str):
 
 @bp.get("/healthz")
 def healthz():
-    checks = {}
-    try:
-        db().execute(text("SELECT 1"))
-        checks["database"] = "ok"
-    except Exception as exc:  # report any failure, never raise from a health check
-        db().rollback()
-        checks["database"] = f"error: {type(exc).__name__}"
+    checks = {"database": current_app.extensions["db"].check()}
     try:
         client = redis.Redis.from_url(current_app.config["REDIS_URL"], socket_timeout=2, socket_connect_timeout=2)
         client.ping()

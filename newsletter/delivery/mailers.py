@@ -1,58 +1,70 @@
-"""Mail backends behind one small interface: `send(message) -> message id`.
+"""Mail backends behind one small protocol, `Mailer`: the fan-out never asks which backend it has.
 
 outbox writes .eml files (development, the demo, tests), smtp talks to any SMTP server,
-sendgrid posts to SendGrid's v3 mail/send API.
+sendgrid posts to SendGrid's v3 mail/send API. A backend says how many recipients of identical
+content it takes in one hand-off (`max_recipients`): 1000 for SendGrid, 1 for the others.
 """
 from __future__ import annotations
 
 import email.policy
 import logging
 import os
-import re
 import smtplib
 import ssl
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid, parseaddr
 from pathlib import Path
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlparse
 
-from .errors import ConfigError, DeliveryError
+from markupsafe import escape
+
+from ..email.message import OutgoingMessage
+from ..errors import ConfigError, DeliveryError
+from ..retry import Backoff, GaveUp, TryAgain, reset_wait, retry_after
+from ..text import header_value
 
 log = logging.getLogger(__name__)
 
-_HEADER_UNSAFE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
-
-
-def clean_header(value: str, limit: int = 200) -> str:
-    """Make outside text safe for a header: no line breaks or control characters, bounded length."""
-    value = _HEADER_UNSAFE.sub(" ", str(value)).strip()
-    return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
-
 
 @dataclass
-class OutgoingMessage:
+class Recipient:
+    """One recipient of a group: their address, their own values for the placeholders, their headers."""
+
+    delivery_id: int
     to: str
-    subject: str
-    html: str
-    text: str
-    headers: dict[str, str] = field(default_factory=dict)
-    custom_args: dict[str, str] = field(default_factory=dict)  # e.g. delivery id, for webhooks
+    substitutions: dict[str, str]
+    headers: dict[str, str]
 
 
-def substitute(text: str, values: dict[str, str]) -> str:
+class Mailer(Protocol):
+    """A mail backend: one message, or one content to up to max_recipients recipients."""
+
+    name: str
+    max_recipients: int
+
+    def send(self, message: OutgoingMessage) -> str:
+        """Hand over one message; returns the backend's message id. Raises DeliveryError."""
+        ...
+
+    def send_group(self, subject: str, html: str, text: str, recipients: Sequence[Recipient]) -> str:
+        """Hand over one content for every recipient, with their own values substituted."""
+        ...
+
+
+def substitute(text: str, values: Mapping[str, str]) -> str:
     for placeholder, value in values.items():
         text = text.replace(placeholder, value)
     return text
 
 
-def personalize(subject: str, html: str, text: str, recipient) -> OutgoingMessage:
+def personalize(subject: str, html: str, text: str, recipient: Recipient) -> OutgoingMessage:
     """One recipient's message from a group's content with their own values put back."""
-    from markupsafe import escape
-
     html_values = {k: str(escape(v)) for k, v in recipient.substitutions.items()}
     return OutgoingMessage(to=recipient.to, subject=substitute(subject, recipient.substitutions),
                            html=substitute(html, html_values), text=substitute(text, recipient.substitutions),
@@ -64,7 +76,10 @@ class _OneByOne:
 
     max_recipients = 1
 
-    def send_group(self, subject: str, html: str, text: str, recipients: list) -> str:
+    def send(self, message: OutgoingMessage) -> str:
+        raise NotImplementedError
+
+    def send_group(self, subject: str, html: str, text: str, recipients: Sequence[Recipient]) -> str:
         ids = [self.send(personalize(subject, html, text, r)) for r in recipients]
         return ",".join(ids)
 
@@ -73,16 +88,16 @@ def build_mime(message: OutgoingMessage, mail_from: str) -> EmailMessage:
     """Build the MIME message; every header value passes through clean_header."""
     mime = EmailMessage(policy=email.policy.SMTP)
     name, address = parseaddr(mail_from)
-    mime["From"] = formataddr((clean_header(name), clean_header(address)))
-    mime["To"] = clean_header(message.to, 320)
-    mime["Subject"] = clean_header(message.subject, 250)
+    mime["From"] = formataddr((header_value(name), header_value(address)))
+    mime["To"] = header_value(message.to, 320)
+    mime["Subject"] = header_value(message.subject, 250)
     mime["Date"] = formatdate(localtime=False)
     mime["Message-ID"] = make_msgid(domain=(address.rpartition("@")[2] or "localhost"))
     mime["MIME-Version"] = "1.0"
     for key, value in message.headers.items():
-        mime[clean_header(key, 60)] = clean_header(value, 2000)
+        mime[header_value(key, 60)] = header_value(value, 2000)
     for key, value in message.custom_args.items():
-        mime[f"X-Repo-Daily-{clean_header(key, 40)}"] = clean_header(value, 200)
+        mime[f"X-Repo-Daily-{header_value(key, 40)}"] = header_value(value, 200)
     mime.set_content(message.text)
     mime.add_alternative(message.html, subtype="html")
     return mime
@@ -167,100 +182,82 @@ class SendGridMailer:
     max_recipients = 1000
 
     def __init__(self, api_key: str, mail_from: str, host: str = "https://api.sendgrid.com", *,
-                 max_retries: int = 5, backoff: float = 1.0, max_wait: float = 300, sleep=time.sleep):
+                 max_retries: int = 5, backoff: float = 1.0, max_wait: float = 300,
+                 sleep: Callable[[float], None] = time.sleep):
         from sendgrid import SendGridAPIClient
 
         self.client = SendGridAPIClient(api_key=api_key, host=host.rstrip("/"))
         self.mail_from = mail_from
-        self.max_retries = max_retries
-        self.backoff = backoff
-        self.max_wait = max_wait
-        self.sleep = sleep
+        self._backoff = Backoff(retries=max_retries, base=backoff, max_wait=max_wait, sleep=sleep)
         self.requests = 0
 
     def _sender(self) -> dict:
         name, address = parseaddr(self.mail_from)
         sender = {"email": address}
         if name:
-            sender["name"] = clean_header(name)
+            sender["name"] = header_value(name)
         return sender
 
     @staticmethod
     def _personalization(to: str, headers: dict, custom_args: dict, substitutions: dict | None = None) -> dict:
-        personalization: dict = {"to": [{"email": clean_header(to, 320)}]}
+        personalization: dict = {"to": [{"email": header_value(to, 320)}]}
         if headers:
-            personalization["headers"] = {clean_header(k, 60): clean_header(v, 2000) for k, v in headers.items()}
+            personalization["headers"] = {header_value(k, 60): header_value(v, 2000) for k, v in headers.items()}
         if custom_args:
-            personalization["custom_args"] = {clean_header(k, 40): clean_header(v, 200) for k, v in custom_args.items()}
+            personalization["custom_args"] = {header_value(k, 40): header_value(v, 200) for k, v in custom_args.items()}
         if substitutions:
-            personalization["substitutions"] = {k: clean_header(v, 2000) for k, v in substitutions.items()}
+            personalization["substitutions"] = {k: header_value(v, 2000) for k, v in substitutions.items()}
         return personalization
 
     def body(self, message: OutgoingMessage) -> dict:
         return {
             "personalizations": [self._personalization(message.to, message.headers, message.custom_args)],
             "from": self._sender(),
-            "subject": clean_header(message.subject, 250),
+            "subject": header_value(message.subject, 250),
             # SendGrid requires text/plain before text/html.
             "content": [{"type": "text/plain", "value": message.text}, {"type": "text/html", "value": message.html}],
         }
 
-    def group_body(self, subject: str, html: str, text: str, recipients: list) -> dict:
+    def group_body(self, subject: str, html: str, text: str, recipients: Sequence[Recipient]) -> dict[str, Any]:
         return {
             "personalizations": [self._personalization(r.to, r.headers, {"delivery_id": str(r.delivery_id)},
                                                        r.substitutions) for r in recipients],
             "from": self._sender(),
-            "subject": clean_header(subject, 250),
+            "subject": header_value(subject, 250),
             "content": [{"type": "text/plain", "value": text}, {"type": "text/html", "value": html}],
         }
 
-    def _post(self, body: dict) -> str:
+    def _post(self, body: dict[str, Any]) -> str:
         from python_http_client.exceptions import HTTPError
 
-        attempt = 0
-        while True:
+        def attempt(_number: int) -> str:
             self.requests += 1
             try:
                 response = self.client.client.mail.send.post(request_body=body)
-                return (response.headers or {}).get("X-Message-Id", "") if response.headers else ""
             except HTTPError as exc:
                 status = exc.status_code
                 if status != 429 and status < 500:
                     raise DeliveryError(f"SendGrid refused the request: HTTP {status} {exc.body!r:.300}") from exc
-                wait = self._wait(exc.headers, attempt)
-                reason = f"HTTP {status}"
+                headers = dict(exc.headers.items()) if hasattr(exc.headers, "items") else {}
+                wait = retry_after(headers)
+                raise TryAgain(f"HTTP {status}", wait=reset_wait(headers) if wait is None else wait) from None
             except OSError as exc:
-                wait, reason = self.backoff * 2 ** attempt, f"network error {exc}"
-            attempt += 1
-            if attempt > self.max_retries or wait > self.max_wait:
-                raise DeliveryError(f"SendGrid still failing after {attempt} attempts ({reason})")
-            log.warning("SendGrid %s; retrying in %.1f s", reason, wait)
-            self.sleep(wait)
+                raise TryAgain(f"network error {exc}") from None
+            return (response.headers or {}).get("X-Message-Id", "") if response.headers else ""
 
-    def _wait(self, headers, attempt: int) -> float:
-        headers = headers or {}
-        retry_after = headers.get("Retry-After") if hasattr(headers, "get") else None
-        if retry_after:
-            try:
-                return max(0.0, float(retry_after))
-            except ValueError:
-                pass
-        reset = headers.get("X-RateLimit-Reset") if hasattr(headers, "get") else None
-        if reset:
-            try:
-                return max(0.0, float(reset) - time.time())
-            except ValueError:
-                pass
-        return self.backoff * 2 ** attempt
+        try:
+            return self._backoff.call(attempt, what="SendGrid mail/send", logger=log)
+        except GaveUp as exc:
+            raise DeliveryError(f"SendGrid still failing after {exc.attempts} attempts ({exc.reason})") from None
 
     def send(self, message: OutgoingMessage) -> str:
         return self._post(self.body(message))
 
-    def send_group(self, subject: str, html: str, text: str, recipients: list) -> str:
+    def send_group(self, subject: str, html: str, text: str, recipients: Sequence[Recipient]) -> str:
         return self._post(self.group_body(subject, html, text, recipients))
 
 
-def make_mailer(config: dict):
+def make_mailer(config: Mapping[str, Any]) -> Mailer:
     """The mailer MAIL_BACKEND names."""
     backend = config["MAIL_BACKEND"]
     if backend == "outbox":

@@ -20,26 +20,20 @@ import hashlib
 import logging
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from . import links
-from .digest import DigestRenderer, RenderedDigest, SubscriberView
-from .errors import DeliveryError
-from .models import (
-    Delivery,
-    DeliveryStatus,
-    Report,
-    Repository,
-    Subscriber,
-    SubscriberStatus,
-    Subscription,
-    utcnow,
-)
+from ..email.digest import DigestRenderer, RenderedDigest, SubscriberView
+from ..errors import DeliveryError
+from ..models import Delivery, DeliveryStatus, Subscriber, SubscriberStatus, Subscription, utcnow
+from ..reports import store
+from ..subscribers import links
+from .mailers import Mailer, Recipient
 
 log = logging.getLogger(__name__)
 
@@ -156,28 +150,20 @@ def _number_batches(session: Session, day: date, batch_size: int, chunk: int, st
 
 # Rendering -------------------------------------------------------------------------------------
 
-def load_reports(session: Session, day: date) -> dict[tuple[str, str], dict]:
-    """Every report of the day, by (repository, language)."""
-    rows = session.execute(select(Repository.name, Report.language, Report.data)
-                           .join(Repository, Repository.id == Report.repository_id).where(Report.date == day))
-    return {(name, language): data for name, language, data in rows}
-
-
 _renderers: dict[tuple, DigestRenderer] = {}
 
 
-def renderer_for(session: Session, config: dict, day: date) -> DigestRenderer:
+def renderer_for(session: Session, config: Mapping[str, Any], day: date) -> DigestRenderer:
     """The day's renderer, kept per worker process so sections are rendered once, not once per job."""
-    stamp = session.scalar(select(func.max(Report.updated_at)).where(Report.date == day))
-    key = (config["BASE_URL"], day, stamp)
+    key = (config["BASE_URL"], day, store.day_stamp(session, day))
     renderer = _renderers.get(key)
     if renderer is None:
         _renderers.clear()
-        renderer = _renderers[key] = DigestRenderer(config, day, load_reports(session, day))
+        renderer = _renderers[key] = DigestRenderer(config, day, store.day_reports(session, day))
     return renderer
 
 
-def subscriber_view(config: dict, subscriber: Subscriber) -> SubscriberView:
+def subscriber_view(config: Mapping[str, Any], subscriber: Subscriber) -> SubscriberView:
     return SubscriberView(
         email=subscriber.email, language=subscriber.language,
         subscriptions=tuple(sorted((s.repo, s.threshold.value) for s in subscriber.subscriptions)),
@@ -189,14 +175,6 @@ def subscriber_view(config: dict, subscriber: Subscriber) -> SubscriberView:
 # Templating for providers that substitute per-recipient values ------------------------------------
 
 PLACEHOLDERS = {"email": "-rd-email-", "preferences_url": "-rd-preferences-", "unsubscribe_url": "-rd-unsubscribe-"}
-
-
-@dataclass
-class Recipient:
-    delivery_id: int
-    to: str
-    substitutions: dict[str, str]
-    headers: dict[str, str]
 
 
 @dataclass
@@ -249,7 +227,7 @@ class BatchResult:
     requests: int = 0
 
 
-def send_batch(session: Session, config: dict, mailer, day: date, batch: int) -> BatchResult:
+def send_batch(session: Session, config: Mapping[str, Any], mailer: Mailer, day: date, batch: int) -> BatchResult:
     """Render and send the pending deliveries of one batch, one claimed chunk at a time.
 
     Rows come in content-key order, so recipients of identical content arrive together and only
@@ -263,7 +241,7 @@ def send_batch(session: Session, config: dict, mailer, day: date, batch: int) ->
     if not rows:
         return result
     renderer = renderer_for(session, config, day)
-    size = max(1, getattr(mailer, "max_recipients", 1))
+    size = max(1, mailer.max_recipients)
     group: Group | None = None
     content: tuple | None = None
     for delivery in rows:
@@ -310,7 +288,7 @@ def _finish(session: Session, ids: list[int], status: DeliveryStatus, **values) 
     session.commit()
 
 
-def _send_chunk(session: Session, mailer, group: Group, result: BatchResult) -> None:
+def _send_chunk(session: Session, mailer: Mailer, group: Group, result: BatchResult) -> None:
     """Claim the group's rows (pending → sending), hand them to the mailer, record the outcome."""
     ids = [r.delivery_id for r in group.recipients]
     # Claim: only rows still pending are ours; a concurrent or retried job claims none twice.
@@ -384,17 +362,17 @@ def summary(session: Session, day: date) -> dict[str, int]:
 
 # Orchestration -----------------------------------------------------------------------------------
 
-def prepare(session: Session, config: dict, day: date) -> Plan:
+def prepare(session: Session, config: Mapping[str, Any], mailer: Mailer, day: date) -> Plan:
     """Recover interrupted rows, then plan the day's deliveries."""
     recover(session, day)
-    # Only SendGrid sends identical contents together; other backends may split a content key anywhere.
-    chunk = 1000 if config["MAIL_BACKEND"] == "sendgrid" else 1
-    return plan(session, day, batch_size=config.get("DELIVERY_BATCH_SIZE") or DEFAULT_BATCH_SIZE, chunk=chunk)
+    # Batches keep a content key whole up to what the backend takes in one hand-off (SendGrid: 1000).
+    return plan(session, day, batch_size=config.get("DELIVERY_BATCH_SIZE") or DEFAULT_BATCH_SIZE,
+                chunk=max(1, mailer.max_recipients))
 
 
-def deliver_sync(session: Session, config: dict, mailer, day: date) -> dict:
+def deliver_sync(session: Session, config: Mapping[str, Any], mailer: Mailer, day: date) -> dict[str, Any]:
     """Plan and send every batch of day in this process."""
-    planned = prepare(session, config, day)
+    planned = prepare(session, config, mailer, day)
     totals = BatchResult()
     for batch in planned.batches:
         result = send_batch(session, config, mailer, day, batch)

@@ -5,11 +5,11 @@ import re
 
 from email_validator import EmailNotValidError, validate_email
 
-from .errors import ValidationError
-from .models import Threshold
+from ..errors import ValidationError
+from ..i18n import LANGUAGES
+from ..models import Threshold
 
 MAX_REPOS = 50
-LANGUAGES = ("en", "zh")
 # GitHub: owners are 1-39 letters, digits or single hyphens, not starting with a hyphen;
 # repository names are 1-100 letters, digits, '.', '-' or '_', and never '.' or '..'.
 _OWNER = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})"

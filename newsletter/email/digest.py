@@ -1,0 +1,409 @@
+"""The personalized daily email (the digest): each subscriber's repositories, filtered by their thresholds.
+
+`DigestRenderer` compiles every piece of a repository's section once per day and language (all
+of a repository's pieces in one MJML document), and a skeleton (head, header, footer) once per
+language; a subscriber's email is then string assembly: the skeleton with their own values,
+around the cached pieces they chose. bench/naive.py renders the same email from scratch, one
+Jinja + MJML compile per subscriber: the baseline of bench/render.py and the tests' reference.
+
+Why the two agree: the template puts a `<mj-raw><!--d:piece-->` marker before every piece and
+`<!--d:end-->` after the last, so compiled HTML splits at the markers into the same fragments
+whichever document they were compiled in (MRML renders body-level sections independently). The
+only per-document output is the <head> CSS (column widths, media queries); every piece uses one
+full-width column, and each piece document's head is checked to equal the skeleton's.
+"""
+from __future__ import annotations
+
+import datetime
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import Environment
+from markupsafe import Markup, escape
+
+from ..analysis.result import Analysis
+from ..i18n import LANGUAGES, t
+from ..reports.model import DailyReport, Entry
+from ..reports.wording import (
+    MARKS,
+    change_type_label,
+    fallback_note,
+    group_label,
+    importance_label,
+    no_message,
+    unanalysed_note,
+)
+from ..text import plain, rich_html, truncate
+from .headers import SubscriberView, list_headers, subject, subscriber_values
+from .layout import (
+    COLLAPSED_NOTE,
+    TRUNCATED_NOTE,
+    Fit,
+    Piece,
+    Section,
+    all_pieces,
+    fit_counts,
+    repo_day,
+    section_plan,
+    threshold_value,
+    totals,
+)
+from .message import OutgoingMessage
+from .templates import compile_mjml, environment
+
+DEFAULT_HTML_BUDGET = 100_000  # bytes; Gmail clips HTML bodies past about 102 KB
+IMPORTANCE_COLORS = {"high": "#cf222e", "medium": "#9a6700", "low": "#1a7f37", "merge": "#8250df"}
+IMPORTANCE_TINTS = {"high": "#ffebe9", "medium": "#fff8c5", "low": "#dafbe1", "merge": "#fbefff"}
+TITLE_CHARS = 200  # a full commit title; one-line entries are cut shorter
+LINE_TITLE_CHARS = 90
+FIELD_CHARS = 2000  # one analysis field: bounds what a runaway LLM answer can add to an email
+LIST_ITEMS = 12
+
+PIECE_MARK = "<!--d:piece-->"
+END_MARK = "<!--d:end-->"
+MARKS_PATTERN = re.compile(r"<!--d:(?:piece|end)-->")
+_TEXT_SLOT = "\x00slot\x00"
+# Per-subscriber values are compiled into the skeleton as these tokens and substituted afterwards.
+_TOKEN = re.compile(r"@@(\w+)@@")
+_VALUE_NAMES = ("summary", "why", "preferences_url", "unsubscribe_url")
+_TOKENS = {name: f"@@{name}@@" for name in _VALUE_NAMES}
+_CODE_STYLE = "font-family:Menlo,Consolas,monospace;font-size:90%;background:#eff1f3;border-radius:4px;padding:0 4px;"
+# No web fonts: those would make every open a request to a third party.
+FONT = "-apple-system,Segoe UI,Helvetica,Arial,PingFang SC,Microsoft YaHei,sans-serif"
+
+Reports = Mapping[tuple[str, str], DailyReport]
+
+
+@dataclass(frozen=True)
+class RenderedDigest:
+    """One subscriber's email, ready to send; counts say what it holds."""
+
+    to: str
+    subject: str
+    html: str
+    text: str
+    headers: dict[str, str]
+    counts: dict[str, int]
+
+    def message(self) -> OutgoingMessage:
+        """The email as an OutgoingMessage for a mailer."""
+        return OutgoingMessage(to=self.to, subject=self.subject, html=self.html, text=self.text,
+                               headers=dict(self.headers))
+
+
+# What the templates call --------------------------------------------------------------------------
+
+def email_rich(value: object) -> Markup:
+    """Analysis text as email HTML: escaped, bounded, `code spans` as styled <code>."""
+    return rich_html(value, FIELD_CHARS, code_style=_CODE_STYLE)
+
+
+def email_plain(value: object) -> str:
+    """Analysis text as one bounded plain line."""
+    return plain(value, FIELD_CHARS)
+
+
+def items(values: Sequence[str]) -> list[str]:
+    """The non-empty items of a list field, at most LIST_ITEMS."""
+    return [v for v in (plain(v, FIELD_CHARS) for v in list(values)[:LIST_ITEMS]) if v]
+
+
+def title(entry: Entry, lang: str, limit: int = TITLE_CHARS) -> str:
+    """The entry's title cut to limit, or the words for an empty message."""
+    return truncate(plain(entry.title), limit) or no_message(lang)
+
+
+def overview_line(piece: Piece, lang: str) -> str:
+    """A repository's row in the overview: its shown counts, or why it shows nothing."""
+    repo = piece.repo
+    assert repo is not None
+    if repo.status == "missing":
+        return t("digest.overview.no_report", lang)
+    if repo.status == "failed":
+        return t("digest.overview.failed", lang)
+    if not repo.total:
+        return t("digest.overview.no_commits", lang)
+    parts = [f"{MARKS[g]} {n}" for g, n in piece.shown.items() if n]
+    if not parts:
+        parts.append(t("digest.overview.none", lang))
+    if piece.omitted:
+        parts.append(t("digest.overview.omitted", lang, n=piece.omitted))
+    return t("digest.sep", lang).join(parts)
+
+
+def rest_line(piece: Piece, lang: str) -> str:
+    """What a section left out: nothing at the threshold, and/or how many lower commits."""
+    parts = []
+    if not sum(piece.shown.values()):
+        parts.append(t("digest.nothing_at_threshold", lang, threshold=t(f"threshold.{piece.threshold}", lang)))
+    if piece.omitted:
+        parts.append(t("digest.omitted_one" if piece.omitted == 1 else "digest.omitted", lang, n=piece.omitted))
+    return " ".join(parts)
+
+
+def importance_text(entry: Entry, analysis: Analysis, lang: str) -> str:
+    """"🔴 High — reason", as the Markdown report words it."""
+    label = importance_label(entry.group, lang)
+    reason = email_plain(analysis.importance_reason)
+    return t("report.importance_reason", lang, importance=label, reason=reason) if reason else label
+
+
+def bullets(values: Sequence[str], lang: str) -> str:
+    """Indented plain-text list lines ("None" when empty), without a final newline."""
+    return "\n".join(f"    - {v}" for v in (items(values) or [t("report.none", lang)]))
+
+
+@lru_cache(maxsize=1)
+def template_environment() -> Environment:
+    """The email environment with the digest's filters and helpers."""
+    env = environment().overlay()
+    env.filters.update(rich=email_rich, plain=email_plain, cut=lambda value, n: plain(value, n))
+    env.globals.update(colors=IMPORTANCE_COLORS, tints=IMPORTANCE_TINTS, marks=MARKS, font=FONT,
+                       overview_line=overview_line, rest_line=rest_line, importance_text=importance_text,
+                       importance_label=importance_label, group_label=group_label,
+                       change_type_label=change_type_label,
+                       fallback_note=fallback_note, unanalysed_note=unanalysed_note, bullets=bullets,
+                       items=items, title=title, line_title_chars=LINE_TITLE_CHARS)
+    return env
+
+
+def mjml_document(date: datetime.date, lang: str, pieces: list[Piece], values: Mapping[str, str]) -> str:
+    """The MJML of an email holding pieces, with values in the skeleton."""
+    return template_environment().get_template("digest_email.mjml").render(
+        lang=lang, date=date.isoformat(), pieces=pieces, **values)
+
+
+def text_document(date: datetime.date, lang: str, pieces: list[Piece], values: Mapping[str, str],
+                  slot: str = "") -> str:
+    """The plain-text part of an email holding pieces."""
+    return template_environment().get_template("digest_email.txt").render(
+        lang=lang, date=date.isoformat(), pieces=pieces, slot=slot, **values)
+
+
+def html_size(html: str) -> int:
+    return len(html.encode("utf-8"))
+
+
+def html_budget(config: Mapping[str, Any]) -> int:
+    # DIGEST_HTML_BUDGET is optional: absent from a config, the default applies.
+    return int(config.get("DIGEST_HTML_BUDGET") or DEFAULT_HTML_BUDGET)
+
+
+def subscriptions_of(subscriber: SubscriberView) -> list[tuple[str, str]]:
+    """The subscriber's (repository, threshold) pairs, checked, each repository once."""
+    if subscriber.language not in LANGUAGES:
+        raise ValueError(f"unsupported language {subscriber.language!r}")
+    seen, out = set(), []
+    for repo, threshold in subscriber.subscriptions:
+        if repo not in seen:
+            seen.add(repo)
+            out.append((repo, threshold_value(threshold)))
+    return out
+
+
+def finish(config: Mapping[str, Any], date: datetime.date, subscriber: SubscriberView, sections: list[Section],
+           counts: dict[str, int], html: str, text: str, fit: Fit, size: int) -> RenderedDigest:
+    """The rendered email with its subject, headers and counts."""
+    counts = {**counts, **fit_counts(sections, fit), "html_bytes": size}
+    return RenderedDigest(to=subscriber.email, subject=subject(date, subscriber.language, sections, counts),
+                          html=html, text=text, headers=list_headers(config, subscriber), counts=counts)
+
+
+# The renderer ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Fragment:
+    html: str
+    text: str
+    size: int
+
+
+class _Template:
+    """A compiled string with @@name@@ tokens, split once so filling it is a join."""
+
+    def __init__(self, source: str):
+        self.parts = _TOKEN.split(source)  # literal, name, literal, name, ..., literal
+
+    def fill(self, values: Mapping[str, str]) -> str:
+        parts = self.parts[:]
+        parts[1::2] = [values[name] for name in parts[1::2]]
+        return "".join(parts)
+
+
+@dataclass(frozen=True)
+class _Skeleton:
+    head: str  # compiled HTML up to the pieces, with tokens, for the head check
+    tail: str
+    html_head: _Template
+    html_tail: _Template
+    text_head: _Template
+    text_tail: _Template
+
+
+# A compiled body item: a fragment, or (full, one-line) fragments for a commit that may be collapsed.
+_Item = _Fragment | tuple[_Fragment, _Fragment]
+
+
+@dataclass(frozen=True)
+class _CompiledSection:
+    """A section for one (repository, threshold, language), compiled: what assembly copies."""
+
+    plan: Section
+    overview: _Fragment
+    body: _Fragment  # every commit in full
+    items: tuple[_Item, ...]
+
+
+class DigestRenderer:
+    """Renders many subscribers' emails for one day, compiling each repository section only once."""
+
+    def __init__(self, config: Mapping[str, Any], date: datetime.date, reports: Reports):
+        self.config = config
+        self.date = date
+        self.reports = reports
+        self.budget = html_budget(config)
+        self._skeletons: dict[str, _Skeleton] = {}
+        self._pieces: dict[tuple[str, str], dict[tuple[str, ...], _Fragment]] = {}
+        self._sections: dict[tuple[str, str, str], _CompiledSection] = {}
+        self._note_fragments: dict[str, dict[tuple[str, ...], _Fragment]] = {}
+        # MRML compiles so far and the seconds spent preparing pieces: the bench and tests check that
+        # compiling stays per repository and language, never per subscriber.
+        self.compiles = 0
+        self.prepare_seconds = 0.0
+
+    # Compiling, once per language or per (repository, language) -------------------------------
+
+    def _compile(self, mjml: str) -> str:
+        self.compiles += 1
+        return compile_mjml(mjml)
+
+    def _skeleton(self, lang: str) -> _Skeleton:
+        skeleton = self._skeletons.get(lang)
+        if skeleton is None:
+            html = self._compile(mjml_document(self.date, lang, [], _TOKENS))
+            head, tail = html.split(END_MARK)
+            text = text_document(self.date, lang, [], _TOKENS, slot=_TEXT_SLOT)
+            text_head, text_tail = text.split(_TEXT_SLOT)
+            skeleton = _Skeleton(head, tail, _Template(head), _Template(tail), _Template(text_head),
+                                 _Template(text_tail))
+            self._skeletons[lang] = skeleton
+        return skeleton
+
+    def _compile_pieces(self, lang: str, pieces: list[Piece]) -> dict[tuple[str, ...], _Fragment]:
+        """Compile pieces in one MJML document inside the skeleton and cut the HTML at the markers."""
+        skeleton = self._skeleton(lang)
+        html = self._compile(mjml_document(self.date, lang, pieces, _TOKENS))
+        body, tail = html.split(END_MARK)
+        head, *fragments = body.split(PIECE_MARK)
+        if head != skeleton.head or tail != skeleton.tail or len(fragments) != len(pieces):
+            # A piece needed head CSS the skeleton lacks (e.g. a new column width): assembly would be wrong.
+            raise RuntimeError("digest piece document does not match the skeleton; keep pieces to one full-width column")
+        texts = template_environment().get_template("digest_parts.txt").module
+        return {piece.key: _Fragment(fragment, str(texts.piece(piece, lang)), html_size(fragment))  # type: ignore[attr-defined]
+                for piece, fragment in zip(pieces, fragments, strict=True)}
+
+    def _repo_pieces(self, repo: str, lang: str) -> dict[tuple[str, ...], _Fragment]:
+        cached = self._pieces.get((repo, lang))
+        if cached is None:
+            started = time.perf_counter()
+            day = repo_day(self.config, self.date, repo, lang, self.reports.get((repo, lang)))
+            cached = self._pieces[(repo, lang)] = self._compile_pieces(lang, all_pieces(day))
+            self.prepare_seconds += time.perf_counter() - started
+        return cached
+
+    def _section(self, repo: str, threshold: str, lang: str) -> _CompiledSection:
+        key = (repo, threshold, lang)
+        section = self._sections.get(key)
+        if section is None:
+            fragments = self._repo_pieces(repo, lang)
+            day = repo_day(self.config, self.date, repo, lang, self.reports.get((repo, lang)))
+            plan = section_plan(day, threshold)
+            compiled: tuple[_Item, ...] = tuple(
+                (fragments[i[0].key], fragments[i[1].key]) if isinstance(i, tuple) else fragments[i.key]
+                for i in plan.body)
+            full = [i[0] if isinstance(i, tuple) else i for i in compiled]
+            body = _Fragment("".join(f.html for f in full), "".join(f.text for f in full), sum(f.size for f in full))
+            section = self._sections[key] = _CompiledSection(plan, fragments[plan.overview.key], body, compiled)
+        return section
+
+    def _notes(self, lang: str) -> dict[tuple[str, ...], _Fragment]:
+        if lang not in self._note_fragments:
+            self._note_fragments[lang] = self._compile_pieces(lang, [COLLAPSED_NOTE, TRUNCATED_NOTE])
+        return self._note_fragments[lang]
+
+    # Assembly, per subscriber -----------------------------------------------------------------
+
+    def render(self, subscriber: SubscriberView) -> RenderedDigest | None:
+        """The subscriber's email, or None when nothing reaches their thresholds and send_empty is off."""
+        lang = subscriber.language
+        compiled = [self._section(repo, threshold, lang) for repo, threshold in subscriptions_of(subscriber)]
+        sections = [c.plan for c in compiled]
+        notable = any(s.shown_total for s in sections)
+        if not sections or not (notable or subscriber.send_empty):
+            return None
+        skeleton = self._skeleton(lang)
+        counts = totals(sections)
+        values = subscriber_values(self.config, subscriber, sections, counts)
+        escaped = {name: str(escape(value)) for name, value in values.items()}
+        head, tail = skeleton.html_head.fill(escaped), skeleton.html_tail.fill(escaped)
+        html_parts, text_parts = [head], [skeleton.text_head.fill(values)]
+        html_parts += [c.overview.html for c in compiled]
+        text_parts += [c.overview.text for c in compiled]
+        fit, size = Fit(), html_size(head) + html_size(tail) + sum(c.overview.size for c in compiled)
+        if notable:
+            body = sum(c.body.size for c in compiled)
+            if size + body <= self.budget:
+                html_parts += [c.body.html for c in compiled]
+                text_parts += [c.body.text for c in compiled]
+                size += body
+            else:
+                fit, size = self._shrink(lang, compiled, size, html_parts, text_parts)
+        html_parts.append(tail)
+        text_parts.append(skeleton.text_tail.fill(values))
+        return finish(self.config, self.date, subscriber, sections, counts, "".join(html_parts),
+                      "".join(text_parts), fit, size)
+
+    def _shrink(self, lang: str, compiled: list[_CompiledSection], frame: int, html_parts: list[str],
+                text_parts: list[str]) -> tuple[Fit, int]:
+        """Append the body shrunk to the budget (the Fit bench/naive.py bisects for); return it and the size."""
+        notes = self._notes(lang)
+        items_ = [item for section in compiled for item in section.items]
+        lines = [item[1] if isinstance(item, tuple) else item for item in items_]
+        note = notes[COLLAPSED_NOTE.key]
+        size = frame + note.size + sum(f.size for f in lines)
+        chosen: list[_Fragment]
+        if size <= self.budget:
+            # Stage one: every commit one line fits, so upgrade leading commits to full while they fit.
+            full = 0
+            for item in items_:
+                if isinstance(item, tuple):
+                    if size + item[0].size - item[1].size > self.budget:
+                        break
+                    size += item[0].size - item[1].size
+                    full += 1
+            fit, chosen, seen = Fit(full=full), [], 0
+            for item in items_:
+                if isinstance(item, tuple):
+                    chosen.append(item[0] if seen < full else item[1])
+                    seen += 1
+                else:
+                    chosen.append(item)
+        else:
+            # Stage two: even one line each is too much, so keep the leading items that fit.
+            note = notes[TRUNCATED_NOTE.key]
+            size, keep = frame + note.size, 0
+            for fragment in lines:
+                if size + fragment.size > self.budget:
+                    break
+                size += fragment.size
+                keep += 1
+            fit, chosen = Fit(full=0, keep=keep), lines[:keep]
+        html_parts.append(note.html)
+        text_parts.append(note.text)
+        html_parts += [f.html for f in chosen]
+        text_parts += [f.text for f in chosen]
+        return fit, size

@@ -1,0 +1,98 @@
+"""The per-subscriber parts of a digest: the subject, the summary line, the footer and the mail headers."""
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from ..i18n import t
+from ..reports.wording import IMPORTANCE_MARKS, MERGE_MARK
+from ..text import header_value, plain, safe_url
+from .layout import Section
+
+
+@dataclass(frozen=True)
+class SubscriberView:
+    """What rendering needs of one subscriber; subscriptions are (owner/name, threshold) pairs, in email order."""
+
+    email: str
+    language: str
+    subscriptions: tuple[tuple[str, str], ...]
+    preferences_url: str
+    unsubscribe_url: str
+    send_empty: bool = False
+
+
+@lru_cache(maxsize=16)
+def site_host(base_url: str) -> str:
+    """The host name of BASE_URL (List-Id, the footer)."""
+    return urlsplit(base_url).hostname or "localhost"
+
+
+def own_url(url: str) -> str:
+    """One of our own links (subscribers.links): anything but a clean http(s) URL is a bug, not outside input."""
+    safe = safe_url(url)
+    if safe is None:
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    return safe
+
+
+def subscriber_values(config: Mapping[str, Any], subscriber: SubscriberView, sections: list[Section],
+                      counts: dict[str, int]) -> dict[str, str]:
+    """The per-subscriber strings of the skeleton (header summary, footer), as plain text."""
+    lang, sep = subscriber.language, t("digest.sep", subscriber.language)
+    if counts["shown"]:
+        shown_key = "digest.summary.shown_one" if counts["shown"] == 1 else "digest.summary.shown"
+        parts = [t(shown_key, lang, n=counts["shown"])]
+        parts += [f"{IMPORTANCE_MARKS[g]} {counts[g]}" for g in ("high", "medium", "low") if counts[g]]
+        if counts["merge"]:
+            parts.append(f"{MERGE_MARK} {counts['merge']}")
+        if counts["omitted"]:
+            parts.append(t("digest.summary.omitted", lang, n=counts["omitted"]))
+    else:
+        parts = [t("digest.summary.nothing", lang)]
+    if counts["failed"]:
+        parts.append(t("digest.summary.failed", lang, n=counts["failed"]))
+    repos = t("digest.list_sep", lang).join(s.repo.repo for s in sections)
+    return {
+        "summary": sep.join(parts),
+        "why": t("digest.footer.why", lang, email=plain(subscriber.email, 320), repos=repos,
+                 site=site_host(config["BASE_URL"])),
+        "preferences_url": own_url(subscriber.preferences_url),
+        "unsubscribe_url": own_url(subscriber.unsubscribe_url),
+    }
+
+
+def subject(date: datetime.date, lang: str, sections: list[Section], counts: dict[str, int]) -> str:
+    """E.g. "[Repo Daily] 2026-01-24 · 3 repositories · 7 high"; never holds commit text."""
+    sep = t("digest.sep", lang)
+    # One repository is named (a validated owner/name, safe in a header); several are counted.
+    where = sections[0].repo.repo if len(sections) == 1 else t("digest.subject.repos", lang, n=len(sections))
+    if counts["high"]:
+        what = t("digest.subject.high", lang, n=counts["high"])
+    elif counts["medium"]:
+        what = t("digest.subject.medium", lang, n=counts["medium"])
+    elif counts["shown"]:
+        key = "digest.subject.commits_one" if counts["shown"] == 1 else "digest.subject.commits"
+        what = t(key, lang, n=counts["shown"])
+    else:
+        what = t("digest.subject.nothing", lang)
+    return header_value(sep.join([f"{t('digest.subject.prefix', lang)} {date.isoformat()}", where, what]))
+
+
+def list_headers(config: Mapping[str, Any], subscriber: SubscriberView) -> dict[str, str]:
+    """List-Unsubscribe (one-click URL, plus mailto when configured), List-Unsubscribe-Post, List-Id."""
+    targets = [f"<{own_url(subscriber.unsubscribe_url)}>"]
+    mailto = (config.get("LIST_UNSUBSCRIBE_MAILTO") or "").strip()
+    if mailto:
+        address = mailto.removeprefix("mailto:")
+        targets.append(f"<mailto:{quote(address, safe='@.+-_')}?subject=unsubscribe>")
+    return {
+        "List-Unsubscribe": header_value(", ".join(targets), 2000),
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        "List-Id": header_value(f"Repo Daily <daily.{site_host(config['BASE_URL'])}>"),
+        "Auto-Submitted": "auto-generated",
+    }

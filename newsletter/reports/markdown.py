@@ -1,0 +1,153 @@
+"""The daily report as Markdown, in the seed report's structure; a pure function of the report model.
+
+Both the table of contents and each commit's body take the importance from the same field
+(`Entry.group`), and every analysed commit is rendered by the same function with the same
+fields in the same order, so the report cannot disagree with itself.
+"""
+from __future__ import annotations
+
+from ..i18n import t
+from ..text import markdown_list_item, markdown_rich, markdown_text, plain, truncate
+from .model import DailyReport, Entry
+from .wording import (
+    IMPORTANCE_MARKS,
+    change_type_label,
+    fallback_note,
+    no_message,
+    notes,
+    stats_line,
+    unanalysed_note,
+)
+
+TITLE_LIMIT = 60  # characters of a commit title in the table and the table of contents
+ERROR_LIMIT = 500  # characters of a fetch error shown in the report
+
+
+class _Renderer:
+    """Holds what every line needs (the report, its language) while one report is rendered."""
+
+    def __init__(self, report: DailyReport):
+        self.report = report
+        self.lang = report.language
+
+    def t(self, key: str, **fields: object) -> str:
+        return t(key, self.lang, **fields)
+
+    def title(self, entry: Entry) -> str:
+        return entry.title or no_message(self.lang)
+
+    def label(self, key: str) -> str:
+        return f"**{self.t(key)}**{self.t('report.colon')}"
+
+    def block_label(self, key: str) -> str:
+        return self.label(key).rstrip()
+
+    def commit_link(self, entry: Entry, text: str) -> str:
+        return f"[{text}]({entry.url})" if entry.url else "—"
+
+    def render(self) -> str:
+        report = self.report
+        lines = [f"# {self.t('report.title', date=report.date.isoformat())}", "",
+                 f"## {markdown_text(report.repo)}", ""]
+        if report.failed:
+            error = markdown_text(plain(report.error, ERROR_LIMIT))
+            lines += [f"> {self.t('report.failed', error=error or self.t('report.failed_unknown'))}", ""]
+        if report.shows_body:
+            lines += self.body()
+        return "\n".join(lines).rstrip("\n") + "\n"
+
+    def body(self) -> list[str]:
+        report = self.report
+        lines = self.notes()
+        lines += [f"### {self.t('report.section.stats')}", "",
+                  f"> {stats_line(report.counts(), self.lang)}", ""]
+        if not report.entries:
+            return lines + [self.t("report.empty", date=report.date.isoformat())]
+        lines += self.table()
+        groups = report.groups()
+        lines += self.contents(groups)
+        for group, entries in groups:
+            lines += [f"### {self.t(f'report.group.{group}', n=len(entries))}", ""]
+            for entry in entries:
+                lines += self.unanalysed(entry) if entry.analysis is None else self.analysed(entry)
+        return lines
+
+    def notes(self) -> list[str]:
+        lines = notes(self.report, escape=markdown_text)
+        if not lines:
+            return []
+        # Consecutive quote lines would merge into one paragraph; a lone ">" keeps them apart.
+        return ["\n>\n".join(f"> {line}" for line in lines), ""]
+
+    def table(self) -> list[str]:
+        header = [self.t("report.table.time", tz=markdown_text(self.report.timezone)),
+                  self.t("report.table.author"), self.t("report.table.message"), self.t("report.table.link")]
+        lines = [f"### {self.t('report.section.commits')}", "",
+                 "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        for entry in self.report.by_time():
+            message = f"[{markdown_text(truncate(self.title(entry), TITLE_LIMIT))}](#{entry.anchor})"
+            link = self.commit_link(entry, f"`{entry.short_sha}`")
+            lines.append(f"| {entry.local_time} | {markdown_text(entry.author)} | {message} | {link} |")
+        return lines + [""]
+
+    def contents(self, groups: list[tuple[str, list[Entry]]]) -> list[str]:
+        lines = [f"### {self.t('report.section.toc')}", ""]
+        for group, entries in groups:
+            lines.append(f"- {self.t(f'report.group.{group}', n=len(entries))}")
+            for entry in entries:
+                lines.append(f"  - [{markdown_text(truncate(self.title(entry), TITLE_LIMIT))}](#{entry.anchor})")
+        return lines + [""]
+
+    def heading(self, entry: Entry) -> list[str]:
+        meta = " · ".join([
+            f"{self.label('report.field.sha')}`{entry.short_sha}`",
+            f"👤 {markdown_text(entry.author)}",
+            f"🕒 {entry.local_time}",
+            f"🔗 {self.commit_link(entry, self.t('report.view_commit'))}",
+        ])
+        anchor = f'<a id="{entry.anchor}"></a>'
+        return [anchor, "", f"#### {markdown_text(self.title(entry))}", "", meta, ""]
+
+    def bullets(self, items: tuple[str, ...]) -> list[str]:
+        kept = [item for item in items if plain(item)]
+        if not kept:
+            return [f"- {self.t('report.none')}"]
+        return [f"- {markdown_list_item(item)}" for item in kept]
+
+    def text(self, value: str) -> str:
+        return markdown_rich(value) or self.t("report.none")
+
+    def analysed(self, entry: Entry) -> list[str]:
+        analysis = entry.analysis
+        assert analysis is not None
+        lines = self.heading(entry)
+        note = fallback_note(analysis, self.lang, escape=markdown_text)
+        if note:
+            lines += [f"> {note}", ""]
+        importance_text = f"{IMPORTANCE_MARKS[entry.group]} {self.t(f'importance.{entry.group}')}"
+        reason = markdown_rich(analysis.importance_reason)
+        if reason:
+            importance_text = self.t("report.importance_reason", importance=importance_text, reason=reason)
+        insight = analysis.insight
+        lines += [
+            f"{self.label('report.field.change_type')}{change_type_label(analysis, self.lang)}", "",
+            f"{self.label('report.field.importance')}{importance_text}", "",
+            f"{self.label('report.field.summary')}{self.text(analysis.summary)}", "",
+            self.block_label("report.field.impact_scope"), "", *self.bullets(analysis.impact_scope), "",
+            self.block_label("report.field.insight"), "",
+            f"- {self.label('report.field.architecture')}{self.text(insight.architecture)}",
+            f"- {self.label('report.field.performance')}{self.text(insight.performance)}",
+            f"- {self.label('report.field.security')}{self.text(insight.security)}", "",
+            self.block_label("report.field.risks"), "", *self.bullets(analysis.risks), "",
+            self.block_label("report.field.recommendations"), "", *self.bullets(analysis.recommendations), "",
+            "---", "",
+        ]
+        return lines
+
+    def unanalysed(self, entry: Entry) -> list[str]:
+        return self.heading(entry) + [unanalysed_note(entry, self.lang), "", "---", ""]
+
+
+def render_markdown(report: DailyReport) -> str:
+    """The report as Markdown: title, notes, stats, commit table, contents, then every commit."""
+    return _Renderer(report).render()

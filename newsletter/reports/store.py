@@ -1,0 +1,64 @@
+"""Stored reports, read back: for the email, the web archive, the feed and `newsletter report`."""
+from __future__ import annotations
+
+import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, load_only
+
+from ..i18n import LANGUAGES
+from ..models import Report, Repository
+from .model import DailyReport
+
+
+def find_repository(session: Session, name: str) -> Repository | None:
+    """The repository row of owner/name (lower-cased) or a local path."""
+    return session.scalar(select(Repository).where(Repository.name == name))
+
+
+def reports_of_day(session: Session, repository: Repository, day: datetime.date) -> dict[str, Report]:
+    """The repository's reports of day, by language."""
+    return {row.language: row for row in session.scalars(
+        select(Report).where(Report.repository_id == repository.id, Report.date == day))}
+
+
+def day_reports(session: Session, day: datetime.date) -> dict[tuple[str, str], DailyReport]:
+    """Every report of the day as the model, by (repository, language): what the day's emails render."""
+    rows = session.execute(select(Repository.name, Report.language, Report.data)
+                           .join(Repository, Repository.id == Report.repository_id).where(Report.date == day))
+    return {(name, language): DailyReport.from_json(data) for name, language, data in rows}
+
+
+def day_stamp(session: Session, day: datetime.date) -> datetime.datetime | None:
+    """When the day's reports last changed: a renderer built before then is stale."""
+    return session.scalar(select(func.max(Report.updated_at)).where(Report.date == day))
+
+
+def day_index(session: Session, repository: Repository, before: datetime.date | None,
+              limit: int) -> tuple[list[datetime.date], bool, dict[datetime.date, dict[str, Report]]]:
+    """The repository's report days newest first (before a date, at most limit), whether older ones
+    exist, and each day's reports by language, with only their counts loaded."""
+    query = (select(Report.date).where(Report.repository_id == repository.id).distinct()
+             .order_by(Report.date.desc()).limit(limit + 1))
+    if before is not None:
+        query = query.where(Report.date < before)
+    dates = list(session.scalars(query))
+    more, dates = len(dates) > limit, dates[:limit]
+    by_date: dict[datetime.date, dict[str, Report]] = {}
+    if dates:
+        # Only the counts: the stored report data is large and not needed here.
+        rows = session.scalars(
+            select(Report).options(load_only(Report.date, Report.language, Report.status, Report.total,
+                                             Report.high, Report.medium, Report.low))
+            .where(Report.repository_id == repository.id, Report.date.in_(dates)))
+        for row in rows:
+            by_date.setdefault(row.date, {})[row.language] = row
+    return dates, more, by_date
+
+
+def newest_reports(session: Session, repository: Repository, language: str | None, limit: int) -> list[Report]:
+    """The repository's newest reports, in one language or in all (limit per language)."""
+    query = select(Report).where(Report.repository_id == repository.id).order_by(Report.date.desc())
+    if language:
+        return list(session.scalars(query.where(Report.language == language).limit(limit)))
+    return list(session.scalars(query.limit(limit * len(LANGUAGES))))

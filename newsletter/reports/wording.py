@@ -1,0 +1,81 @@
+"""The words every output of a report shares: the stats line, the notes, labels of groups and types.
+
+The Markdown report, the email, the web page and the feed take these from here, so a count, a
+label or a note reads the same wherever a reader meets it.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from ..analysis.result import Analysis
+from ..i18n import has, t
+from ..text import plain
+
+if TYPE_CHECKING:
+    from .model import DailyReport, Entry
+
+IMPORTANCE_MARKS = {"high": "🔴", "medium": "🟡", "low": "🟢"}
+MERGE_MARK = "🔀"
+MARKS = {**IMPORTANCE_MARKS, "merge": MERGE_MARK}
+
+
+def stats_line(counts: Mapping[str, int], lang: str) -> str:
+    """One line of counts, e.g. "15 commits | 🔴 high 7 | 🟡 medium 4 | 🟢 low 4"."""
+    total = int(counts.get("total") or 0)
+    parts = [t("report.stats.commits_one" if total == 1 else "report.stats.commits", lang, n=total)]
+    parts += [t(f"report.stats.{group}", lang, n=int(counts.get(group) or 0)) for group in ("high", "medium", "low")]
+    if counts.get("merge"):
+        parts.append(t("report.stats.merge", lang, n=counts["merge"]))
+    return " | ".join(parts)
+
+
+def notes(report: DailyReport, escape: Callable[[str], str] = plain) -> list[str]:
+    """The lines above the stats: who analysed, how many analyses fell back, the tokens used."""
+    if not report.entries:
+        return []
+    lang = report.language
+    if report.heuristic:
+        lines = [t("report.heuristic_note", lang)]
+    else:
+        lines = [t("report.model_note", lang, model=escape(report.analyzer))]
+        if report.fallbacks():
+            lines.append(t("report.fallback_summary", lang, n=report.fallbacks(), total=report.analysed()))
+    prompt, completion = report.prompt_tokens(), report.completion_tokens()
+    if prompt or completion:
+        lines.append(t("report.tokens", lang, prompt=prompt, completion=completion, total=prompt + completion))
+    return lines
+
+
+def change_type_label(analysis: Analysis, lang: str) -> str:
+    """The change type in lang; "other" for a type the catalog does not know."""
+    key = f"change_type.{analysis.change_type}"
+    return t(key if has(key) else "change_type.other", lang)
+
+
+def group_label(group: str, lang: str) -> str:
+    """"High", "Medium", "Low", or "Merge" for a commit shown without analysis."""
+    return t("change_type.merge" if group == "merge" else f"importance.{group}", lang)
+
+
+def importance_label(group: str, lang: str) -> str:
+    """"🔴 High", or "🔀 Merge" for a commit shown without analysis."""
+    return f"{MARKS[group]} {group_label(group, lang)}"
+
+
+def fallback_note(analysis: Analysis, lang: str, escape: Callable[[str], str] = plain) -> str | None:
+    """Why the heuristic stood in for the model, or None when it did not."""
+    if not analysis.fallback:
+        return None
+    reason = escape(plain(analysis.fallback_reason, 300)) or t("report.fallback_unknown", lang)
+    return t("report.fallback_note", lang, reason=reason)
+
+
+def unanalysed_note(entry: Entry, lang: str) -> str:
+    """Why a commit has no analysis: a merge, or otherwise not analysed."""
+    return t("report.merge_note" if entry.is_merge else "report.unanalysed_note", lang)
+
+
+def no_message(lang: str) -> str:
+    """What stands for an empty commit message."""
+    return t("report.no_message", lang)

@@ -1,0 +1,182 @@
+"""The web archive of daily reports: a page per report and an index of days per repository."""
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, abort, current_app, g, render_template, request, url_for
+from markupsafe import Markup, escape
+from sqlalchemy.orm import Session, scoped_session
+
+from ..i18n import DEFAULT_LANGUAGE, LANGUAGES, t
+from ..models import Repository
+from ..reports import store
+from ..reports.model import DailyReport, Entry
+from ..reports.wording import (
+    change_type_label,
+    fallback_note,
+    importance_label,
+    no_message,
+    notes,
+    stats_line,
+    unanalysed_note,
+)
+from ..text import plain, rich_html, truncate
+
+bp = Blueprint("archive", __name__, url_prefix="/r")
+
+PAGE_DAYS = 30  # days per page of a repository's index
+TITLE_LIMIT = 60  # characters of a commit title in the table and the table of contents
+ERROR_LIMIT = 500  # characters of a fetch error shown on the page
+
+# fromisoformat alone would also take "20260124" and "2026-W04-6": one spelling per page.
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def db() -> scoped_session[Session]:
+    return current_app.extensions["db"].session  # type: ignore[no-any-return]
+
+
+def parse_day(text: str | None) -> datetime.date | None:
+    """A YYYY-MM-DD date, or None for anything else (2026-13-45, "yesterday", 20260124)."""
+    if not text or not _DATE.fullmatch(text):
+        return None
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def repository_or_404(owner: str, name: str) -> Repository:
+    repository = store.find_repository(db(), f"{owner}/{name}".lower())
+    if repository is None:
+        abort(404)
+    return repository
+
+
+def path_parts(repository: Repository) -> tuple[str, str]:
+    owner, _, name = repository.name.partition("/")
+    return owner, name
+
+
+def pick_language(asked: str | None, available: Collection[str]) -> str:
+    """The asked language if it exists, else English, else whichever exists."""
+    if asked in available:
+        return asked
+    if DEFAULT_LANGUAGE in available:
+        return DEFAULT_LANGUAGE
+    return next(code for code in LANGUAGES if code in available)
+
+
+def report_helpers(lang: str) -> dict[str, Callable[..., Any]]:
+    """What report.html and the feed call to word a report: the same words the email uses."""
+
+    def title(entry: Entry) -> str:
+        return entry.title or no_message(lang)
+
+    def short_title(entry: Entry) -> str:
+        return truncate(title(entry), TITLE_LIMIT)
+
+    def rich(value: object) -> Markup:
+        return rich_html(value) if plain(value) else Markup(escape(t("report.none", lang)))
+
+    def bullet_items(values: Sequence[str]) -> list[Markup]:
+        return [rich_html(v) for v in values if plain(v)] or [Markup(escape(t("report.none", lang)))]
+
+    def importance_html(entry: Entry) -> Markup:
+        """"🔴 High — reason" with the reason's code spans."""
+        label = importance_label(entry.group, lang)
+        reason = entry.analysis.importance_reason if entry.analysis else ""
+        if not plain(reason):
+            return Markup(escape(label))
+        return Markup(escape(t("report.importance_reason", lang))).format(importance=label, reason=rich_html(reason))
+
+    return {
+        "title": title, "short_title": short_title, "rich": rich, "bullet_items": bullet_items,
+        "importance_html": importance_html,
+        "change_type_label": lambda analysis: change_type_label(analysis, lang),
+        "fallback_note": lambda analysis: fallback_note(analysis, lang),
+        "unanalysed_note": lambda entry: unanalysed_note(entry, lang),
+    }
+
+
+# The report page ------------------------------------------------------------------------------
+
+@bp.get("/<owner>/<name>/<day>", endpoint="report")
+def report_page(owner: str, name: str, day: str):  # type: ignore[no-untyped-def]
+    """One repository's report of one day, in the asked language when it exists."""
+    repository = repository_or_404(owner, name)
+    date = parse_day(day)
+    if date is None:
+        abort(404)
+    reports = store.reports_of_day(db(), repository, date)
+    if not reports:
+        abort(404)
+    asked = request.args.get("lang")
+    lang = pick_language(asked, reports)
+    report = DailyReport.from_json(reports[lang].data)
+    # The page speaks the language of the report it shows, so labels and content agree.
+    g.lang = lang
+    repo_owner, repo_name = path_parts(repository)
+    others = [code for code in LANGUAGES if code in reports and code != lang]
+    return render_template(
+        "web/report.html",
+        report=report,
+        repo=report.repo or repository.name,
+        notes=notes(report),
+        stats=stats_line(report.counts(), lang),
+        error=plain(report.error, ERROR_LIMIT) or t("report.failed_unknown", lang),
+        missing=asked if asked in LANGUAGES and asked not in reports else None,
+        others=[(code, url_for("archive.report", owner=repo_owner, name=repo_name, day=day, lang=code))
+                for code in others],
+        index_url=url_for("archive.index", owner=repo_owner, name=repo_name, lang=lang),
+        feed_url=url_for("feed.feed", owner=repo_owner, name=repo_name, lang=lang),
+        **report_helpers(lang),
+    )
+
+
+# The index of days ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DayLink:
+    date: str
+    url: str  # the page in the shown language
+    stats: str  # empty for a failed day with nothing to count
+    failed: bool
+    links: list[tuple[str, str]]  # (language code, page URL) of every language that exists
+
+
+@bp.get("/<owner>/<name>/", strict_slashes=False)
+def index(owner: str, name: str):  # type: ignore[no-untyped-def]
+    """A repository's days, newest first, PAGE_DAYS at a time (?before=YYYY-MM-DD for older ones)."""
+    repository = repository_or_404(owner, name)
+    before = request.args.get("before")
+    before_date = None
+    if before is not None:
+        before_date = parse_day(before)
+        if before_date is None:
+            abort(400)
+    dates, more, by_date = store.day_index(db(), repository, before_date, PAGE_DAYS)
+    lang = g.lang
+    repo_owner, repo_name = path_parts(repository)
+    days = []
+    for date in dates:
+        reports = by_date[date]
+        shown = reports[pick_language(lang, reports)]
+        links = [(code, url_for("archive.report", owner=repo_owner, name=repo_name, day=date.isoformat(), lang=code))
+                 for code in LANGUAGES if code in reports]
+        days.append(DayLink(
+            date=date.isoformat(), url=dict(links)[shown.language], failed=shown.failed, links=links,
+            stats="" if shown.failed and not shown.total else stats_line(shown.counts(), lang)))
+    older_url = None
+    if more:
+        older_url = url_for("archive.index", owner=repo_owner, name=repo_name, lang=lang,
+                            before=dates[-1].isoformat())
+    return render_template(
+        "web/archive_index.html", repo=repository.name, days=days, older_url=older_url,
+        newest_url=url_for("archive.index", owner=repo_owner, name=repo_name, lang=lang) if before else None,
+        feed_url=url_for("feed.feed", owner=repo_owner, name=repo_name, lang=lang),
+    )
