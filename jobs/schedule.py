@@ -7,6 +7,8 @@ expression given to rq is widened so it fires at those moments whichever zone rq
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any, TypedDict
 
 import rq
 from rq import cron
@@ -29,8 +31,15 @@ def _evaluator_zone() -> str | None:
         return None
 
 
+class _Entry(TypedDict):
+    func: Callable[..., Any]
+    queue_name: str
+    cron: str
+    name: str
+
+
 _config = load_config()
-ENTRIES = [
+ENTRIES: list[_Entry] = [
     {
         "func": tick,
         "queue_name": "default",

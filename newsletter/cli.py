@@ -45,11 +45,12 @@ _DATE = click.DateTime(formats=["%Y-%m-%d"])
 
 
 def _session() -> Session:
-    return current_app.extensions["db"].session()  # type: ignore[no-any-return]
+    database: db.Database = current_app.extensions["db"]
+    return database.session()
 
 
 def _config() -> dict[str, Any]:
-    return current_app.config  # type: ignore[return-value]
+    return current_app.config
 
 
 # Database ------------------------------------------------------------------------------------------
@@ -281,7 +282,7 @@ def scheduler_command() -> None:
     scheduler = CronScheduler(connection=connection, logging_level=_config()["LOG_LEVEL"])
     scheduler.load_config_from_file(str(Path(jobs.__file__).resolve().parent / "schedule.py"))
     click.echo(f"scheduler: {_config()['DIGEST_CRON']} in {_config()['DIGEST_TIMEZONE']}")
-    scheduler.start()
+    scheduler.start()  # type: ignore[no-untyped-call]  # rq's CronScheduler.start() is unannotated
 
 
 @click.command("demo")

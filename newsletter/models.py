@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -25,7 +26,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _enum(cls, name):
+def _enum(cls: type[enum.Enum], name: str) -> SAEnum:
     # Stored as plain strings with a CHECK constraint: portable between SQLite and PostgreSQL,
     # and adding a state is a constraint change, not a type migration.
     return SAEnum(cls, name=name, native_enum=False, create_constraint=True, length=20,
@@ -115,7 +116,7 @@ class SignupRequest(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"), nullable=False, index=True)
-    repos: Mapped[list] = mapped_column(JSON, nullable=False)  # [[repo, threshold], ...]
+    repos: Mapped[list[list[str]]] = mapped_column(JSON, nullable=False)  # [[repo, threshold], ...]
     language: Mapped[str] = mapped_column(String(5), nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -155,7 +156,7 @@ class Commit(Base):
     repository_id: Mapped[int] = mapped_column(ForeignKey("repository.id", ondelete="CASCADE"), nullable=False)
     sha: Mapped[str] = mapped_column(String(64), nullable=False)
     committed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    record: Mapped[dict] = mapped_column(JSON, nullable=False)
+    record: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     # The report day this commit belongs to; set once, so no commit appears in two reports.
     report_date: Mapped[date | None] = mapped_column(Date, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
@@ -172,7 +173,7 @@ class CommitAnalysis(Base):
     language: Mapped[str] = mapped_column(String(5), nullable=False)
     model: Mapped[str] = mapped_column(String(200), nullable=False)
     prompt_version: Mapped[str] = mapped_column(String(20), nullable=False)
-    analysis: Mapped[dict] = mapped_column(JSON, nullable=False)
+    analysis: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     fallback: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     prompt_tokens: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
@@ -197,7 +198,7 @@ class Report(Base):
     language: Mapped[str] = mapped_column(String(5), nullable=False)
     status: Mapped[ReportStatus] = mapped_column(_enum(ReportStatus, "report_status"), nullable=False)
     analyzer: Mapped[str] = mapped_column(String(200), nullable=False)
-    data: Mapped[dict] = mapped_column(JSON, nullable=False)  # report_render.render_json
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)  # report_render.render_json
     markdown: Mapped[str] = mapped_column(Text, nullable=False)
     total: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     high: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
@@ -326,5 +327,5 @@ class WebhookEvent(Base):
     event: Mapped[str] = mapped_column(String(40), nullable=False)
     email: Mapped[str | None] = mapped_column(String(320))
     delivery_id: Mapped[int | None] = mapped_column(Integer)
-    payload: Mapped[dict] = mapped_column(JSON, nullable=False)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)

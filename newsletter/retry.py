@@ -71,7 +71,7 @@ class Backoff:
 
     def delay(self, attempt: int) -> float:
         """The computed delay before retrying after attempt (0-based)."""
-        delay = min(self.base * 2 ** attempt, self.cap)
+        delay: float = min(self.base * 2 ** attempt, self.cap)
         return delay + random.uniform(0, delay * self.jitter) if self.jitter else delay
 
     def call(self, attempt: Callable[[int], T], *, what: str, logger: logging.Logger = log) -> T:

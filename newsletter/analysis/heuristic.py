@@ -310,7 +310,7 @@ _TEXT = {
 }
 
 
-def _t(key: str, language: str, **fields) -> str:
+def _t(key: str, language: str, **fields: object) -> str:
     text = _TEXT[key][0 if language == "en" else 1]
     return text.format(**fields) if fields else text
 
@@ -333,7 +333,7 @@ def _modules(n: int, language: str) -> str:
     return _count(n, language, "module", "modules", "个模块")
 
 
-def _join(items, language: str) -> str:
+def _join(items: Iterable[str], language: str) -> str:
     return ("、" if language == "zh" else ", ").join(items)
 
 
@@ -398,8 +398,8 @@ def _infer_type(title: str, categories: set[str | None], has_files: bool, typo: 
     """Change type for a title without a conventional-commit prefix."""
     if typo:
         return "docs" if not has_files or categories == {"docs"} else "fix"
-    if len(categories) == 1 and None not in categories:
-        return next(iter(categories))
+    if len(categories) == 1 and (only := next(iter(categories))) is not None:
+        return only
     if security:
         return "security"
     for pattern, change_type in _KEYWORD_TYPES:
@@ -549,7 +549,8 @@ def _insight(facts: _Facts, language: str) -> Insight:
     return Insight(architecture=architecture, performance=performance, security=security)
 
 
-def _risks_and_recommendations(facts: _Facts, importance: Importance, language: str, *, bot: bool):
+def _risks_and_recommendations(facts: _Facts, importance: Importance, language: str, *,
+                               bot: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
     kind = facts.change_type
     if kind == "merge":
         return (_t("risk_merge", language),), (_t("rec_merge", language),)

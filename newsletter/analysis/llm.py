@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import openai
 
@@ -31,6 +32,9 @@ from .bots import DEFAULT_BOT_LOGINS, is_bot
 from .heuristic import analyze_heuristic, apply_floor
 from .prompt import RESPONSE_FORMAT, build_messages
 from .result import CHANGE_TYPES, Analysis, Importance, Insight
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +74,7 @@ class _AttemptFailed(AnalysisError):
         self.completion_tokens = completion_tokens
 
 
-def _text(value, limit: int) -> str:
+def _text(value: object, limit: int) -> str:
     if not isinstance(value, str):
         raise _AttemptFailed("invalid_schema")
     text = plain(value, limit)
@@ -79,7 +83,7 @@ def _text(value, limit: int) -> str:
     return text
 
 
-def _items(value, limit: int, max_items: int) -> tuple[str, ...]:
+def _items(value: object, limit: int, max_items: int) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise _AttemptFailed("invalid_schema")
     items = tuple(text for text in (plain(item, limit) for item in value) if text)
@@ -119,7 +123,7 @@ def parse_analysis(content: str, language: str, model: str) -> Analysis:
     )
 
 
-def _usage(completion) -> tuple[int, int]:
+def _usage(completion: object) -> tuple[int, int]:
     usage = getattr(completion, "usage", None)
     prompt = getattr(usage, "prompt_tokens", 0)
     completion_tokens = getattr(usage, "completion_tokens", 0)
@@ -167,7 +171,7 @@ class LLMAnalyzer:
     def __enter__(self) -> LLMAnalyzer:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def _without_llm(self, commit: CommitRecord, language: str) -> Analysis | None:
@@ -178,7 +182,7 @@ class LLMAnalyzer:
             return analyze_heuristic(commit, language, bot=True)
         return None
 
-    def _attempt(self, messages: list[dict], language: str) -> Analysis:
+    def _attempt(self, messages: list[ChatCompletionMessageParam], language: str) -> Analysis:
         """One HTTP request and the validation of its answer; raises _AttemptFailed with a reason code."""
         with self._lock:
             self._calls += 1
@@ -220,6 +224,8 @@ class LLMAnalyzer:
             reason = "truncated"
         elif finish_reason == "content_filter":
             reason = "content_filter"
+        elif content is None:
+            reason = "invalid_json"  # as parse_analysis(None) would say: json.loads raises TypeError
         else:
             try:
                 analysis = parse_analysis(content, language, self.model)

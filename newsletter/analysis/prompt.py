@@ -16,10 +16,16 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from ..i18n import LANGUAGES
 from ..sources.commit import CommitRecord, FileChange
 from .result import CHANGE_TYPES
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
+    from openai.types.shared_params import ResponseFormatJSONSchema
 
 CHARS_PER_TOKEN = 3.5
 MESSAGE_TOKEN_BUDGET = 1000
@@ -43,7 +49,7 @@ _LOW_VALUE_PATCH = re.compile(
 _STRING = {"type": "string"}
 _STRINGS = {"type": "array", "items": {"type": "string"}}
 
-JSON_SCHEMA: dict = {
+JSON_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "change_type": {
@@ -79,7 +85,7 @@ JSON_SCHEMA: dict = {
     "additionalProperties": False,
 }
 
-RESPONSE_FORMAT: dict = {
+RESPONSE_FORMAT: ResponseFormatJSONSchema = {
     "type": "json_schema",
     "json_schema": {"name": "commit_analysis", "strict": True, "schema": JSON_SCHEMA},
 }
@@ -144,7 +150,7 @@ def estimate_tokens(text: str) -> int:
     return math.ceil((len(text) - non_ascii) / CHARS_PER_TOKEN) + non_ascii
 
 
-def _json_tokens(value) -> int:
+def _json_tokens(value: object) -> int:
     return estimate_tokens(json.dumps(value, ensure_ascii=False))
 
 
@@ -195,28 +201,30 @@ def _water_level(costs: list[int], budget: int) -> float:
     return math.inf
 
 
-def _select_patches(files: tuple[FileChange, ...], budget: int) -> tuple[list[dict], dict]:
+def _select_patches(files: tuple[FileChange, ...],
+                    budget: int) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Patches that fit in budget tokens, shared fairly, and counts of what was left out."""
-    with_patch = [(index, change) for index, change in enumerate(files) if change.patch]
+    # (index, change, its patch): the patch once more, as a str, for the changes that have one.
+    with_patch = [(index, change, change.patch) for index, change in enumerate(files) if change.patch]
     ordered = sorted(with_patch, key=lambda item: (bool(_LOW_VALUE_PATCH.search(item[1].filename)), item[0]))
     capacity = max(1, budget // MIN_PATCH_TOKENS)
     chosen, omitted = ordered[:capacity], ordered[capacity:]
-    costs = [_json_tokens(change.patch) + _json_tokens(change.filename[:MAX_FILENAME_CHARS]) + PATCH_ENTRY_OVERHEAD
-             for _, change in chosen]
+    costs = [_json_tokens(patch) + _json_tokens(change.filename[:MAX_FILENAME_CHARS]) + PATCH_ENTRY_OVERHEAD
+             for _, change, patch in chosen]
     level = _water_level(costs, budget)
 
-    entries: list[tuple[int, dict]] = []
-    total_lines = sum(_line_count(change.patch) for _, change in with_patch)
-    hidden_lines = sum(_line_count(change.patch) for _, change in omitted)
+    entries: list[tuple[int, dict[str, Any]]] = []
+    total_lines = sum(_line_count(patch) for _, _, patch in with_patch)
+    hidden_lines = sum(_line_count(patch) for _, _, patch in omitted)
     shortened = 0
-    for (index, change), cost in zip(chosen, costs, strict=True):
+    for (index, change, patch), cost in zip(chosen, costs, strict=True):
         filename = change.filename[:MAX_FILENAME_CHARS]
         if cost <= level:
-            entries.append((index, {"filename": filename, "patch": change.patch}))
+            entries.append((index, {"filename": filename, "patch": patch}))
             continue
         allowance = int(level) - _json_tokens(filename) - SHORTENED_ENTRY_OVERHEAD
-        head, shown = _patch_head(change.patch, max(allowance, 0))
-        lines = _line_count(change.patch)
+        head, shown = _patch_head(patch, max(allowance, 0))
+        lines = _line_count(patch)
         hidden_lines += lines - shown
         shortened += 1
         entries.append((index, {"filename": filename, "patch": head, "truncated": True,
@@ -233,9 +241,9 @@ def _select_patches(files: tuple[FileChange, ...], budget: int) -> tuple[list[di
     return [entry for _, entry in entries], stats
 
 
-def _file_list(files: tuple[FileChange, ...]) -> list[dict]:
+def _file_list(files: tuple[FileChange, ...]) -> list[dict[str, Any]]:
     """File entries in commit order until the file-list budget is spent."""
-    listed: list[dict] = []
+    listed: list[dict[str, Any]] = []
     used = 0
     for change in files:
         entry = {"filename": change.filename[:MAX_FILENAME_CHARS], "status": change.status,
@@ -248,7 +256,7 @@ def _file_list(files: tuple[FileChange, ...]) -> list[dict]:
     return listed
 
 
-def _coverage(message: str, shown_message: str, files: int, listed: int, diff: dict) -> str:
+def _coverage(message: str, shown_message: str, files: int, listed: int, diff: Mapping[str, int]) -> str:
     """Our plain statement of what the data block leaves out, so the model does not guess."""
     parts: list[str] = []
     if len(shown_message) < len(message):
@@ -287,7 +295,8 @@ def _boundary(data: str) -> str:
         salt += 1
 
 
-def build_messages(commit: CommitRecord, language: str, *, diff_token_budget: int = 6000) -> list[dict]:
+def build_messages(commit: CommitRecord, language: str, *,
+                   diff_token_budget: int = 6000) -> list[ChatCompletionMessageParam]:
     """System and user chat messages asking for the analysis of commit in language ("zh" or "en")."""
     if language not in LANGUAGES:
         raise ValueError(f"unsupported language {language!r}; expected one of {LANGUAGES}")

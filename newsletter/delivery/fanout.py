@@ -22,13 +22,17 @@ import os
 import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
-from typing import Any
+from datetime import date, datetime, timedelta
+from typing import Any, TypeVar
 
-from sqlalchemy import func, select, update
+from markupsafe import escape
+from sqlalchemy import ColumnElement, Executable, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
 
-from ..email.digest import DigestRenderer, RenderedDigest, SubscriberView
+from ..email.digest import DigestRenderer, RenderedDigest
+from ..email.headers import SubscriberView
 from ..errors import DeliveryError
 from ..models import Delivery, DeliveryStatus, Subscriber, SubscriberStatus, Subscription, utcnow
 from ..reports import store
@@ -41,7 +45,7 @@ PAGE = 1000  # subscribers read per keyset page
 DEFAULT_BATCH_SIZE = 500  # deliveries per RQ job
 
 
-def _active():
+def _active() -> ColumnElement[bool]:
     return (Subscriber.status == SubscriberStatus.CONFIRMED) & Subscriber.paused.is_(False)
 
 
@@ -89,7 +93,7 @@ def plan(session: Session, day: date, batch_size: int = DEFAULT_BATCH_SIZE, chun
     """Create the day's pending deliveries (idempotently) and number them into batches."""
     result = Plan(day)
     existing_max = session.scalar(select(func.max(Delivery.batch)).where(Delivery.date == day)) or 0
-    page: list[dict] = []
+    page: list[dict[str, Any]] = []
     for subscriber_id, key in iter_content_keys(session):
         page.append({"subscriber_id": subscriber_id, "date": day, "status": DeliveryStatus.PENDING,
                      "content_key": key})
@@ -102,25 +106,24 @@ def plan(session: Session, day: date, batch_size: int = DEFAULT_BATCH_SIZE, chun
     result.batches = _number_batches(session, day, batch_size, chunk, start=existing_max + 1)
     unsent = session.scalars(select(Delivery.batch).distinct().where(
         Delivery.date == day, Delivery.status == DeliveryStatus.PENDING, Delivery.batch.is_not(None)))
-    result.batches = sorted(set(result.batches) | set(unsent))
+    result.batches = sorted(set(result.batches) | {batch for batch in unsent if batch is not None})
     return result
 
 
-def _insert_missing(session: Session, rows: list[dict]) -> int:
+def _insert_missing(session: Session, rows: list[dict[str, Any]]) -> int:
     """Insert rows whose (subscriber, date) has no delivery yet; the unique key guards races."""
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
     now = utcnow()
     for row in rows:
         row.setdefault("created_at", now)
         row.setdefault("updated_at", now)
         row.setdefault("attempts", 0)
     # executemany form: one cached statement, sent in batches by SQLAlchemy's insertmanyvalues.
-    statement = (insert(Delivery).on_conflict_do_nothing(index_elements=["subscriber_id", "date"])
-                 .returning(Delivery.id))
+    key = ["subscriber_id", "date"]
+    if dialect == "postgresql":
+        statement = pg_insert(Delivery).on_conflict_do_nothing(index_elements=key).returning(Delivery.id)
+    else:
+        statement = sqlite_insert(Delivery).on_conflict_do_nothing(index_elements=key).returning(Delivery.id)
     return len(session.execute(statement, rows).all())
 
 
@@ -129,8 +132,11 @@ def _number_batches(session: Session, day: date, batch_size: int, chunk: int, st
     rows = session.execute(select(Delivery.id, Delivery.content_key).where(
         Delivery.date == day, Delivery.batch.is_(None)).order_by(Delivery.content_key, Delivery.id)
         .execution_options(yield_per=PAGE))
-    batches, current, number = [], [], start
-    previous_key, run = None, 0
+    batches: list[tuple[int, list[int]]] = []
+    current: list[int] = []
+    number = start
+    previous_key: str | None = None
+    run = 0
     for delivery_id, key in rows:
         run = run + 1 if key == previous_key else 1
         boundary = key != previous_key or (run - 1) % chunk == 0
@@ -150,7 +156,7 @@ def _number_batches(session: Session, day: date, batch_size: int, chunk: int, st
 
 # Rendering -------------------------------------------------------------------------------------
 
-_renderers: dict[tuple, DigestRenderer] = {}
+_renderers: dict[tuple[str, date, datetime | None], DigestRenderer] = {}
 
 
 def renderer_for(session: Session, config: Mapping[str, Any], day: date) -> DigestRenderer:
@@ -188,8 +194,6 @@ class Group:
 
 
 def _escape_forms(value: str) -> list[str]:
-    from markupsafe import escape
-
     forms = [str(escape(value)), value]
     return sorted(set(forms), key=len, reverse=True)
 
@@ -209,7 +213,10 @@ def templatize(digest: RenderedDigest, view: SubscriberView) -> tuple[tuple[str,
 
 # Sending ---------------------------------------------------------------------------------------
 
-def _bulk(statement):
+_Statement = TypeVar("_Statement", bound=Executable)
+
+
+def _bulk(statement: _Statement) -> _Statement:
     # The rows are not needed back in the session: evaluating the WHERE clause against every object
     # the session holds would make each update cost O(batch size).
     return statement.execution_options(synchronize_session=False)
@@ -243,7 +250,7 @@ def send_batch(session: Session, config: Mapping[str, Any], mailer: Mailer, day:
     renderer = renderer_for(session, config, day)
     size = max(1, mailer.max_recipients)
     group: Group | None = None
-    content: tuple | None = None
+    content: tuple[str, str, str] | None = None
     for delivery in rows:
         subscriber = delivery.subscriber
         if not subscriber.receives_email or not subscriber.subscriptions:
@@ -280,7 +287,7 @@ def _skip(session: Session, delivery_id: int, reason: str, result: BatchResult) 
     result.skipped += 1
 
 
-def _finish(session: Session, ids: list[int], status: DeliveryStatus, **values) -> None:
+def _finish(session: Session, ids: list[int], status: DeliveryStatus, **values: Any) -> None:
     now = utcnow()
     if status is DeliveryStatus.SENT:
         values["sent_at"] = now

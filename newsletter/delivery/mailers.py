@@ -108,7 +108,7 @@ class OutboxMailer(_OneByOne):
 
     name = "outbox"
 
-    def __init__(self, directory: str | os.PathLike, mail_from: str):
+    def __init__(self, directory: str | os.PathLike[str], mail_from: str):
         self.directory = Path(directory)
         self.mail_from = mail_from
 
@@ -191,7 +191,7 @@ class SendGridMailer:
         self._backoff = Backoff(retries=max_retries, base=backoff, max_wait=max_wait, sleep=sleep)
         self.requests = 0
 
-    def _sender(self) -> dict:
+    def _sender(self) -> dict[str, str]:
         name, address = parseaddr(self.mail_from)
         sender = {"email": address}
         if name:
@@ -199,8 +199,9 @@ class SendGridMailer:
         return sender
 
     @staticmethod
-    def _personalization(to: str, headers: dict, custom_args: dict, substitutions: dict | None = None) -> dict:
-        personalization: dict = {"to": [{"email": header_value(to, 320)}]}
+    def _personalization(to: str, headers: Mapping[str, str], custom_args: Mapping[str, str],
+                         substitutions: Mapping[str, str] | None = None) -> dict[str, Any]:
+        personalization: dict[str, Any] = {"to": [{"email": header_value(to, 320)}]}
         if headers:
             personalization["headers"] = {header_value(k, 60): header_value(v, 2000) for k, v in headers.items()}
         if custom_args:
@@ -209,7 +210,7 @@ class SendGridMailer:
             personalization["substitutions"] = {k: header_value(v, 2000) for k, v in substitutions.items()}
         return personalization
 
-    def body(self, message: OutgoingMessage) -> dict:
+    def body(self, message: OutgoingMessage) -> dict[str, Any]:
         return {
             "personalizations": [self._personalization(message.to, message.headers, message.custom_args)],
             "from": self._sender(),

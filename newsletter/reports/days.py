@@ -27,11 +27,13 @@ def _offsets_minutes(tz: ZoneInfo | None, year: int) -> set[int]:
     """
     if tz is None:
         return set(range(-12 * 60, 14 * 60 + 1, 15))
-    offsets = set()
+    offsets: set[int] = set()
     start = datetime(year, 1, 1, 12)
     for day in range(0, 731, 7):
         moment = (start + timedelta(days=day)).replace(tzinfo=tz)
-        offsets.add(int(moment.utcoffset().total_seconds() // 60))
+        offset = moment.utcoffset()
+        assert offset is not None  # moment is aware: a ZoneInfo always has an offset
+        offsets.add(int(offset.total_seconds() // 60))
     return offsets
 
 

@@ -1,8 +1,10 @@
 """Commit records: what a source (GitHub or a local git repository) yields for one commit."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -39,14 +41,14 @@ class CommitRecord:
     def title(self) -> str:
         return self.message.strip().splitlines()[0] if self.message.strip() else ""
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["committed_at"] = self.committed_at.isoformat()
         data["parents"] = list(self.parents)
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> CommitRecord:
+    def from_dict(cls, data: Mapping[str, Any]) -> CommitRecord:
         return cls(
             sha=data["sha"],
             author_name=data["author_name"],

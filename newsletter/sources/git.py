@@ -6,6 +6,7 @@ import os
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal, overload
 
 from ..errors import RepositoryNotFound, SourceError
 from .commit import CommitRecord, FileChange
@@ -148,6 +149,11 @@ class GitSource:
             return None  # git would read it as an option
         out = self._run("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
         return out.decode().strip() if out else None
+
+    @overload
+    def _run(self, *args: str, check: Literal[True] = ...) -> bytes: ...
+    @overload
+    def _run(self, *args: str, check: bool) -> bytes | None: ...
 
     def _run(self, *args: str, check: bool = True) -> bytes | None:
         """Run git in the repository; on failure raise SourceError, or return None when check is False."""

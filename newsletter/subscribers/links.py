@@ -22,14 +22,14 @@ UNSUBSCRIBE = "repo-daily.unsubscribe"
 PURPOSES = (CONFIRM, PREFERENCES, UNSUBSCRIBE)
 
 
-def make_token(secret_key: str, purpose: str, payload: dict) -> str:
+def make_token(secret_key: str, purpose: str, payload: Mapping[str, Any]) -> str:
     """Sign payload for purpose."""
     if purpose not in PURPOSES:
         raise ValueError(f"unknown token purpose {purpose!r}")
     return URLSafeTimedSerializer(secret_key, salt=purpose).dumps(payload)
 
 
-def read_token(secret_key: str, purpose: str, token: str, max_age: int | None = None) -> dict:
+def read_token(secret_key: str, purpose: str, token: str, max_age: int | None = None) -> dict[str, Any]:
     """Return the payload of token, or raise InvalidToken saying whether it expired or is invalid."""
     if not token or len(token) > 2000:
         raise InvalidToken("This link is invalid.")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -153,7 +153,7 @@ def suppress(session: Session, subscriber: Subscriber, reason: str) -> Subscribe
 
 # Who reads what -----------------------------------------------------------------------------
 
-def _active():
+def _active() -> ColumnElement[bool]:
     return (Subscriber.status == SubscriberStatus.CONFIRMED) & Subscriber.paused.is_(False)
 
 

@@ -11,6 +11,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -65,14 +66,14 @@ class _Event:
     email: str | None
     delivery_id: int | None
     has_delivery_id: bool
-    payload: dict
+    payload: dict[str, Any]
 
     def row(self) -> WebhookEvent:
         return WebhookEvent(provider=PROVIDER, event_id=self.event_id, event=self.kind, email=self.email,
                             delivery_id=self.delivery_id, payload=self.payload)
 
 
-def apply_events(session: Session, events: Iterable[dict]) -> Summary:
+def apply_events(session: Session, events: Iterable[dict[str, Any]]) -> Summary:
     """Record each new event once and apply the ones that change a subscriber."""
     summary = Summary()
     parsed: list[_Event] = []
@@ -92,7 +93,7 @@ def apply_events(session: Session, events: Iterable[dict]) -> Summary:
     return summary
 
 
-def _parse(raw) -> _Event | None:
+def _parse(raw: object) -> _Event | None:
     if not isinstance(raw, dict):
         log.info("sendgrid event skipped: not an object")
         return None
@@ -200,13 +201,13 @@ def _delivery_matches(session: Session, delivery_id: int | None, subscriber: Sub
     return delivery is not None and delivery.subscriber_id == subscriber.id
 
 
-def _reason(kind: str, *details) -> str:
+def _reason(kind: str, *details: object) -> str:
     """A one-line reason for the subscriber row, built from the provider's free text."""
     text = plain(" ".join(d for d in details if isinstance(d, str)))
     return f"{kind}: {text}"[:200] if text else kind
 
 
-def _field(value, limit: int, control_ok: bool = False) -> str | None:
+def _field(value: object, limit: int, control_ok: bool = False) -> str | None:
     """value when it is a non-empty string that fits its column, else None."""
     if not isinstance(value, str) or not value or len(value) > limit:
         return None
@@ -215,7 +216,7 @@ def _field(value, limit: int, control_ok: bool = False) -> str | None:
     return value
 
 
-def _int_id(value) -> int | None:
+def _int_id(value: object) -> int | None:
     # Custom args arrive as strings; a number is accepted too, a bool or anything else is not.
     if isinstance(value, bool):
         return None

@@ -19,7 +19,7 @@ _URL_PREFIXES = ("https://github.com/", "http://github.com/", "github.com/")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def normalize_email(raw: str) -> str:
+def normalize_email(raw: str | None) -> str:
     """Return the normalized address or raise ValidationError with a message for the form."""
     if raw is None or not raw.strip():
         raise ValidationError("email_required")

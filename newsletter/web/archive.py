@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, abort, current_app, g, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from markupsafe import Markup, escape
-from sqlalchemy.orm import Session, scoped_session
+from sqlalchemy.orm import Session
 
+from ..db import Database
 from ..i18n import DEFAULT_LANGUAGE, LANGUAGES, t
 from ..models import Repository
 from ..reports import store
@@ -36,8 +38,10 @@ ERROR_LIMIT = 500  # characters of a fetch error shown on the page
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-def db() -> scoped_session[Session]:
-    return current_app.extensions["db"].session  # type: ignore[no-any-return]
+def db() -> Session:
+    """The request's session: the one the Database's scoped session hands this thread."""
+    database: Database = current_app.extensions["db"]
+    return database.session()
 
 
 def parse_day(text: str | None) -> datetime.date | None:
@@ -64,7 +68,7 @@ def path_parts(repository: Repository) -> tuple[str, str]:
 
 def pick_language(asked: str | None, available: Collection[str]) -> str:
     """The asked language if it exists, else English, else whichever exists."""
-    if asked in available:
+    if asked is not None and asked in available:
         return asked
     if DEFAULT_LANGUAGE in available:
         return DEFAULT_LANGUAGE
@@ -106,7 +110,7 @@ def report_helpers(lang: str) -> dict[str, Callable[..., Any]]:
 # The report page ------------------------------------------------------------------------------
 
 @bp.get("/<owner>/<name>/<day>", endpoint="report")
-def report_page(owner: str, name: str, day: str):  # type: ignore[no-untyped-def]
+def report_page(owner: str, name: str, day: str) -> ResponseReturnValue:
     """One repository's report of one day, in the asked language when it exists."""
     repository = repository_or_404(owner, name)
     date = parse_day(day)
@@ -150,7 +154,7 @@ class DayLink:
 
 
 @bp.get("/<owner>/<name>/", strict_slashes=False)
-def index(owner: str, name: str):  # type: ignore[no-untyped-def]
+def index(owner: str, name: str) -> ResponseReturnValue:
     """A repository's days, newest first, PAGE_DAYS at a time (?before=YYYY-MM-DD for older ones)."""
     repository = repository_or_404(owner, name)
     before = request.args.get("before")

@@ -32,11 +32,14 @@ class RepoRow(Form):
     """One repository and its threshold; a blank row is ignored."""
 
     repo = StringField()
-    threshold = SelectField(choices=THRESHOLDS, default=Threshold.MEDIUM.value, validate_choice=False)
+    # WTForms takes plain values as choices (each is its own label); types-WTForms wants (value, label).
+    threshold = SelectField(choices=THRESHOLDS, default=Threshold.MEDIUM.value,  # type: ignore[arg-type]
+                            validate_choice=False)
 
 
-class _RepoForm(FlaskForm):
-    language = SelectField(choices=["en", "zh"], validate_choice=False)
+class _RepoForm(FlaskForm):  # type: ignore[misc]  # flask_wtf ships no type information: FlaskForm is Any
+    # Plain values as choices, as in RepoRow.threshold.
+    language = SelectField(choices=["en", "zh"], validate_choice=False)  # type: ignore[list-item]
     repos = FieldList(FormField(RepoRow), min_entries=3)
     add_row = SubmitField()
 
@@ -94,7 +97,7 @@ class PreferencesForm(_RepoForm):
     submit = SubmitField()
 
 
-class ButtonForm(FlaskForm):
+class ButtonForm(FlaskForm):  # type: ignore[misc]  # flask_wtf ships no type information: FlaskForm is Any
     """A bare form with CSRF and one button: confirm, unsubscribe."""
 
     submit = SubmitField()

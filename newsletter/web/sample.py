@@ -1,7 +1,9 @@
 """The sample shown on the home page: three commits of the seed day, as an email would show them."""
 from __future__ import annotations
 
-_SAMPLE = [
+from typing import Any
+
+_SAMPLE: list[dict[str, Any]] = [
     {
         "sha": "ebde0f6", "repo": "ai-dynamo/dynamo", "importance": "high",
         "title": "feat: event plane apis and nats implementation (#5624)",
@@ -38,7 +40,7 @@ _SAMPLE = [
 ]
 
 
-def sample_commits(lang: str) -> list[dict]:
+def sample_commits(lang: str) -> list[dict[str, str]]:
     """The sample commits with their texts in lang."""
     out = []
     for item in _SAMPLE:

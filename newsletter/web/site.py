@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any, cast
 
 import redis
 from flask import (
@@ -19,9 +20,12 @@ from flask import (
     session,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from ..db import Database
 from ..delivery.confirmations import send_confirmation
 from ..delivery.mailers import make_mailer
 from ..errors import InvalidToken
@@ -39,16 +43,20 @@ CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 
        "frame-ancestors 'none'; base-uri 'none'")
 
 
-def db():
-    return current_app.extensions["db"].session
+def db() -> Session:
+    """The request's session: the one the Database's scoped session hands this thread."""
+    database: Database = current_app.extensions["db"]
+    return database.session()
 
 
 def _subscribe_limit() -> str:
-    return current_app.config["RATELIMIT_SUBSCRIBE"]
+    limit: str = current_app.config["RATELIMIT_SUBSCRIBE"]
+    return limit
 
 
 def _confirm_limit() -> str:
-    return current_app.config["RATELIMIT_CONFIRM"]
+    limit: str = current_app.config["RATELIMIT_CONFIRM"]
+    return limit
 
 
 def _ratelimit_off() -> bool:
@@ -81,13 +89,13 @@ def security_headers(response: Response) -> Response:
 
 
 @bp.app_context_processor
-def template_helpers() -> dict:
+def template_helpers() -> dict[str, Any]:
     lang = getattr(g, "lang", "en")
     return {"_": lambda key, **kw: t(key, lang, **kw), "lang": lang, "languages": LANGUAGES,
             "threshold_choices": threshold_choices(lang)}
 
 
-def _error_page(status: int, message: str):
+def _error_page(status: int, message: str) -> tuple[str, int]:
     return render_template("web/error.html", status=status, message=message), status
 
 
@@ -95,25 +103,27 @@ def init_error_pages(app: Flask) -> None:
     """Error pages for everything that can go wrong in a request, never a bare 500."""
 
     @app.errorhandler(CSRFError)
-    def csrf_error(_exc):
+    def csrf_error(_exc: CSRFError) -> ResponseReturnValue:
         return _error_page(400, t("http.403", g.get("lang", "en")))
 
     @app.errorhandler(InvalidToken)
-    def invalid_token(exc):
+    def invalid_token(exc: InvalidToken) -> ResponseReturnValue:
         key = "token.expired" if "expired" in str(exc) else "token.invalid"
         return _error_page(400, t(key, g.get("lang", "en")))
 
     @app.errorhandler(HTTPException)
-    def http_error(exc):
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
         code = exc.code or 500
         key = f"http.{code}" if code in (400, 403, 404, 405, 413, 429) else "http.400"
         response = _error_page(code, t(key, g.get("lang", "en")))
-        if code == 405 and exc.valid_methods:
-            return response[0], code, {"Allow": ", ".join(exc.valid_methods)}
+        # Werkzeug raises 405 as MethodNotAllowed, the HTTPException that carries valid_methods.
+        allowed = cast(MethodNotAllowed, exc).valid_methods if code == 405 else None
+        if allowed:
+            return response[0], code, {"Allow": ", ".join(allowed)}
         return response
 
     @app.errorhandler(Exception)
-    def unexpected(exc):
+    def unexpected(exc: Exception) -> ResponseReturnValue:
         log.exception("unhandled error on %s %s", request.method, request.path)
         db().rollback()
         return _error_page(500, t("http.500", g.get("lang", "en")))
@@ -123,7 +133,7 @@ def init_error_pages(app: Flask) -> None:
 
 @bp.route("/", methods=["GET", "POST"])
 @limiter.limit(_subscribe_limit, methods=["POST"], exempt_when=_ratelimit_off)
-def index():
+def index() -> ResponseReturnValue:
     form = SubscribeForm()
     lang = g.lang
     if request.method == "GET":
@@ -149,7 +159,7 @@ def index():
     return _render_index(form)
 
 
-def _render_index(form, status: int = 200):
+def _render_index(form: SubscribeForm, status: int = 200) -> tuple[str, int]:
     form.ensure_rows()
     return render_template("web/index.html", form=form, sample=sample_commits(g.lang)), status
 
@@ -161,7 +171,7 @@ def _send_confirmation(signup: SignupRequest) -> None:
 
 
 @bp.get("/check-email")
-def check_email():
+def check_email() -> ResponseReturnValue:
     email = session.get("check_email")
     if not email:
         return redirect(url_for("web.index"))
@@ -172,7 +182,7 @@ def check_email():
 
 @bp.route("/confirm/<token>", methods=["GET", "POST"])
 @limiter.limit(_confirm_limit, methods=["POST"], exempt_when=_ratelimit_off)
-def confirm(token: str):
+def confirm(token: str) -> ResponseReturnValue:
     config = current_app.config
     signup = links.request_from_token(db(), config["SECRET_KEY"], token, config["CONFIRM_MAX_AGE_DAYS"])
     g.lang = request.args.get("lang") if request.args.get("lang") in LANGUAGES else signup.language
@@ -192,7 +202,7 @@ def confirm(token: str):
 # Preferences ----------------------------------------------------------------------------------
 
 @bp.route("/preferences/<token>", methods=["GET", "POST"])
-def preferences(token: str):
+def preferences(token: str) -> ResponseReturnValue:
     config = current_app.config
     subscriber = links.subscriber_from_token(db(), config["SECRET_KEY"], links.PREFERENCES, token,
                                              config["PREFERENCES_MAX_AGE_DAYS"])
@@ -237,8 +247,8 @@ def preferences(token: str):
 # Unsubscribe (RFC 8058) -----------------------------------------------------------------------
 
 @bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
-@csrf.exempt
-def unsubscribe(token: str):
+@csrf.exempt  # type: ignore[untyped-decorator]  # flask_wtf ships no type information
+def unsubscribe(token: str) -> ResponseReturnValue:
     subscriber = links.subscriber_from_token(db(), current_app.config["SECRET_KEY"], links.UNSUBSCRIBE, token)
     if request.args.get("lang") not in LANGUAGES:
         g.lang = subscriber.language
@@ -257,7 +267,7 @@ def unsubscribe(token: str):
 # Health ---------------------------------------------------------------------------------------
 
 @bp.get("/healthz")
-def healthz():
+def healthz() -> ResponseReturnValue:
     checks = {"database": current_app.extensions["db"].check()}
     try:
         client = redis.Redis.from_url(current_app.config["REDIS_URL"], socket_timeout=2, socket_connect_timeout=2)

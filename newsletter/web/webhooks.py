@@ -6,10 +6,12 @@ import json
 import logging
 import re
 import time
+from typing import NoReturn
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
 from sendgrid.helpers.eventwebhook import EventWebhook
 from sendgrid.helpers.eventwebhook.eventwebhook_header import EventWebhookHeader
 from werkzeug.exceptions import HTTPException
@@ -29,12 +31,12 @@ MAX_BODY = 1024 * 1024
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 
-def _error(status: int, message: str):
+def _error(status: int, message: str) -> tuple[Response, int]:
     return jsonify(error=message), status
 
 
 @bp.errorhandler(HTTPException)
-def http_error(exc: HTTPException):
+def http_error(exc: HTTPException) -> ResponseReturnValue:
     """JSON for the provider rather than the site's HTML error page (a body over MAX_BODY: 413)."""
     return _error(exc.code or 500, exc.name)
 
@@ -53,9 +55,10 @@ def _verifier(public_key: str) -> EventWebhook | None:
 
 def _signed(verifier: EventWebhook, payload: str, signature: str, timestamp: str) -> bool:
     try:
-        return verifier.verify_signature(payload, signature, timestamp)
+        valid: bool = verifier.verify_signature(payload, signature, timestamp)
     except ValueError:  # the signature is not base64
         return False
+    return valid
 
 
 def _fresh(timestamp: str, max_age: int) -> bool:
@@ -63,14 +66,14 @@ def _fresh(timestamp: str, max_age: int) -> bool:
     return bool(_TIMESTAMP.fullmatch(timestamp)) and abs(time.time() - int(timestamp)) <= max_age
 
 
-def _reject_constant(name: str):
+def _reject_constant(name: str) -> NoReturn:
     # NaN and Infinity are not JSON; PostgreSQL would refuse to store them in the payload column.
     raise ValueError(f"{name} is not valid JSON")
 
 
 @bp.post("/webhooks/sendgrid")
-@csrf.exempt
-def sendgrid():
+@csrf.exempt  # type: ignore[untyped-decorator]  # flask_wtf ships no type information
+def sendgrid() -> ResponseReturnValue:
     """Verify a signed batch of SendGrid events and apply it; answers counts as JSON."""
     request.max_content_length = MAX_BODY
     config = current_app.config
