@@ -36,4 +36,6 @@ kill: install
 	$(BIN)/python -m pytest -m kill
 
 lint: install
-	$(BIN)/ruff check newsletter jobs tests bench
+	$(BIN)/ruff check newsletter jobs tests bench scripts
+	$(BIN)/mypy
+	$(BIN)/python scripts/import_graph.py
