@@ -10,14 +10,14 @@ from html import unescape
 import pytest
 
 from newsletter.i18n import archive_strings as archive_catalog
-from newsletter.models import Report, ReportStatus, Repository, Threshold
+from newsletter.models import Threshold
 from newsletter.reports import run
-from newsletter.reports.markdown import render_markdown
 from newsletter.reports.model import DailyReport, Entry
 from newsletter.reports.wording import stats_line
 from newsletter.subscribers import subscriptions
 from newsletter.web.archive import parse_day
 
+from .factories import stored_report
 from .fakes.seed_day import SEED_COMMITS, SEED_DATE, SEED_REPO, load_into
 from .test_report_render import SEED, make_analysis, make_commit, seed_report
 
@@ -28,29 +28,11 @@ TOC_LINK = re.compile(r'<a href="#(c-[0-9a-f]+)" data-importance="(\w+)">')
 HOSTILE_TITLE = "<script>alert(1)</script> [x](javascript:alert(1))"
 
 
-def store(session, data: DailyReport) -> Report:
-    """Save a report the way the daily run does."""
-    repository = session.query(Repository).filter_by(name=data.repo).one_or_none()
-    if repository is None:
-        repository = Repository(name=data.repo)
-        session.add(repository)
-        session.flush()
-    counts = data.counts()
-    report = Report(repository_id=repository.id, date=data.date, language=data.language,
-                    status=ReportStatus(data.status), analyzer=data.analyzer, data=data.to_json(),
-                    markdown=render_markdown(data), total=counts["total"], high=counts["high"],
-                    medium=counts["medium"], low=counts["low"], prompt_tokens=data.prompt_tokens(),
-                    completion_tokens=data.completion_tokens())
-    session.add(report)
-    session.commit()
-    return report
-
-
 @pytest.fixture
 def seeded(session):
     """The seed day in both languages."""
     for lang in ("en", "zh"):
-        store(session, seed_report(lang))
+        stored_report(session, seed_report(lang))
 
 
 def page(client, url: str, status: int = 200) -> str:
@@ -99,13 +81,13 @@ def test_page_commit_table_newest_first_and_contents_agree_with_body(client, see
 
 
 def test_page_language_choice_and_links(client, session):
-    store(session, seed_report("zh"))
+    stored_report(session, seed_report("zh"))
     # Only Chinese exists: it is the default, and asking for English says so and shows Chinese.
     html = page(client, PAGE)
     assert "本日共 15 个提交" in html and "hreflang=\"en\">Also" not in html
     asked = page(client, f"{PAGE}?lang=en")
     assert "本报告没有英文版本，以下为中文版本。" in asked
-    store(session, seed_report("en"))
+    stored_report(session, seed_report("en"))
     html = page(client, PAGE, 200)
     assert "15 commits | 🔴 high 7" in html
     assert f'<a href="{PAGE}?lang=zh" hreflang="zh">Also in Chinese</a>' in html
@@ -124,7 +106,7 @@ def test_hostile_commit_is_escaped_and_not_linked(client, session):
     hostile = dataclasses.replace(hostile, html_url="javascript:alert(1)")
     analysis = make_analysis("en", "fix", "high", "<b>bold</b> `<i>code</i>` [y](javascript:alert(2))",
                              fallback=True, fallback_reason="<svg onload=alert(3)>")
-    store(session, dataclasses.replace(report, entries=report.entries + (Entry(hostile, analysis),)))
+    stored_report(session, dataclasses.replace(report, entries=report.entries + (Entry(hostile, analysis),)))
     html = page(client, PAGE)
     assert "<script>" not in html and "<img" not in html and "<b>" not in html and "<svg" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt; [x](javascript:alert(1))" in html
@@ -145,7 +127,7 @@ def test_page_has_no_inline_script_or_style(client, seeded):
 
 
 def test_failed_report_says_so(client, session):
-    store(session, DailyReport(repo=SEED_REPO, date=SEED_DATE, language="en", entries=(), status="failed",
+    stored_report(session, DailyReport(repo=SEED_REPO, date=SEED_DATE, language="en", entries=(), status="failed",
                               error="GitHub said <403> rate limited"))
     html = page(client, PAGE)
     assert "This day&#39;s report failed" in html
@@ -154,7 +136,7 @@ def test_failed_report_says_so(client, session):
 
 
 def test_empty_day(client, session):
-    store(session, DailyReport(repo=SEED_REPO, date=SEED_DATE, language="en", entries=()))
+    stored_report(session, DailyReport(repo=SEED_REPO, date=SEED_DATE, language="en", entries=()))
     html = page(client, PAGE)
     assert "0 commits | 🔴 high 0" in html and "No new commits on 2026-01-24." in html
 
@@ -162,7 +144,7 @@ def test_empty_day(client, session):
 def test_merge_commit_is_listed_without_analysis(client, session):
     merge = make_commit("b" * 40, "Merger", "12:00:00", "Merge branch 'x'", parents=("p1", "p2"))
     report = seed_report("en")
-    store(session, dataclasses.replace(report, entries=report.entries + (Entry(merge, None),)))
+    stored_report(session, dataclasses.replace(report, entries=report.entries + (Entry(merge, None),)))
     html = page(client, PAGE)
     assert "🔀 merge 1" in html and "🔀 Merge commit: listed, not analysed." in html
     assert 'id="c-bbbbbbb" data-importance="merge"' in html
@@ -203,12 +185,12 @@ def _days(session, count: int, *, lang="en", start=SEED_DATE):
     base = seed_report(lang)
     for i in range(count):
         day = start - datetime.timedelta(days=i)
-        store(session, dataclasses.replace(base, date=day, entries=base.entries[:1 + i % 15]))
+        stored_report(session, dataclasses.replace(base, date=day, entries=base.entries[:1 + i % 15]))
 
 
 def test_index_lists_days_newest_first_with_stats_and_languages(client, session):
     _days(session, 3)
-    store(session, dataclasses.replace(seed_report("zh"), date=SEED_DATE - datetime.timedelta(days=1)))
+    stored_report(session, dataclasses.replace(seed_report("zh"), date=SEED_DATE - datetime.timedelta(days=1)))
     html = page(client, "/r/ai-dynamo/dynamo")
     assert html == page(client, "/r/ai-dynamo/dynamo/")
     dates = re.findall(r'<tr data-date="([^"]+)">', html)
@@ -238,7 +220,7 @@ def test_index_pages_with_before(client, session):
 
 
 def test_index_marks_failed_days(client, session):
-    store(session, DailyReport(repo=SEED_REPO, date=SEED_DATE, language="en", entries=(), status="failed",
+    stored_report(session, DailyReport(repo=SEED_REPO, date=SEED_DATE, language="en", entries=(), status="failed",
                               error="boom"))
     html = page(client, "/r/ai-dynamo/dynamo/")
     assert "❌ fetching failed" in html and "0 commits" not in html
@@ -255,7 +237,7 @@ def _feed(client, url):
 
 def test_feed_is_atom_with_entries_and_self_link(client, session):
     _days(session, 3)
-    store(session, seed_report("zh"))
+    stored_report(session, seed_report("zh"))
     root = _feed(client, "/r/ai-dynamo/dynamo/feed.atom")
     assert root.tag == f"{ATOM}feed"
     assert root.findtext(f"{ATOM}id") == "http://localhost/r/ai-dynamo/dynamo/feed.atom"
@@ -286,7 +268,7 @@ def test_feed_escapes_everything_and_uses_base_url(config, session, app):
     app.config["BASE_URL"] = "https://daily.example.org"
     report = seed_report("en")
     hostile = make_commit("d" * 40, "x", "11:00:00", HOSTILE_TITLE + " & \x01\x1b")
-    store(session, dataclasses.replace(report, entries=report.entries + (
+    stored_report(session, dataclasses.replace(report, entries=report.entries + (
         Entry(hostile, make_analysis("en", "fix", "high", "]]> <b>&amp;")),)))
     root = _feed(app.test_client(), "/r/ai-dynamo/dynamo/feed.atom")
     assert root.findtext(f"{ATOM}id").startswith("https://daily.example.org/r/ai-dynamo/dynamo/")
@@ -296,7 +278,7 @@ def test_feed_escapes_everything_and_uses_base_url(config, session, app):
 
 
 def test_feed_of_failed_day(client, session):
-    store(session, DailyReport(repo=SEED_REPO, date=SEED_DATE, language="en", entries=(), status="failed",
+    stored_report(session, DailyReport(repo=SEED_REPO, date=SEED_DATE, language="en", entries=(), status="failed",
                               error="boom"))
     entry = _feed(client, "/r/ai-dynamo/dynamo/feed.atom").find(f"{ATOM}entry")
     assert entry.findtext(f"{ATOM}title") == "ai-dynamo/dynamo · 2026-01-24 · ❌ fetching failed"
@@ -306,7 +288,6 @@ def test_feed_of_failed_day(client, session):
 # The daily run's own reports ------------------------------------------------------------------
 
 def test_page_of_a_daily_run(config, github, session, app):
-    app.config["GITHUB_API_URL"] = github.url
     load_into(github)
     subscriptions.subscribe_confirmed(session, "a@example.com", [(SEED_REPO, Threshold.LOW)], "zh")
     session.commit()

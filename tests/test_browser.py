@@ -22,7 +22,6 @@ from sqlalchemy import select
 from newsletter.models import Subscriber, SubscriberStatus
 
 from .browser_server import LiveServer, live_server
-from .conftest import _empty_tables
 
 pytestmark = pytest.mark.browser
 
@@ -37,13 +36,13 @@ NORMALIZED = "Reader@example.com"
 # Fixtures -------------------------------------------------------------------------------------
 
 @pytest.fixture
-def live(config, database_url):
+def live(config, cleaner):
     """The app on a free 127.0.0.1 port; tables emptied afterwards as the `app` fixture does."""
     try:
         with live_server(config) as server:
             yield server
     finally:
-        _empty_tables(database_url)
+        cleaner()
 
 
 def require_chromium() -> None:

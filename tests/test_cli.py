@@ -5,23 +5,17 @@ import os
 import subprocess
 import sys
 
-from sqlalchemy import select
-
-from newsletter.models import Subscriber, SubscriberStatus
+from newsletter.models import SubscriberStatus
 
 from .conftest import body_text
-
-
-def _subscriber(session, email):
-    session.expire_all()
-    return session.scalar(select(Subscriber).where(Subscriber.email_key == email.casefold()))
+from .factories import find_subscriber
 
 
 def test_subscribe_confirmed_sends_nothing(runner, session, outbox):
     result = runner.invoke(args=["subscribe", "Ops@Example.com", "--repo", "pallets/flask:high",
                                  "--repo", "rq/rq:low", "--lang", "zh", "--confirmed"])
     assert result.exit_code == 0, result.output
-    subscriber = _subscriber(session, "ops@example.com")
+    subscriber = find_subscriber(session, "ops@example.com")
     assert subscriber.status is SubscriberStatus.CONFIRMED and subscriber.language == "zh"
     assert sorted((s.repo, s.threshold.value) for s in subscriber.subscriptions) == [("pallets/flask", "high"), ("rq/rq", "low")]
     assert outbox.messages() == []
@@ -30,7 +24,7 @@ def test_subscribe_confirmed_sends_nothing(runner, session, outbox):
 def test_subscribe_without_confirmed_starts_double_opt_in(runner, session, outbox):
     result = runner.invoke(args=["subscribe", "new@example.com", "--repo", "ai-dynamo/dynamo"])
     assert result.exit_code == 0, result.output
-    assert _subscriber(session, "new@example.com").status is SubscriberStatus.PENDING
+    assert find_subscriber(session, "new@example.com").status is SubscriberStatus.PENDING
     assert "ai-dynamo/dynamo" in body_text(outbox.last()) and "/confirm/" in body_text(outbox.last())
 
 
@@ -39,7 +33,7 @@ def test_subscribe_bad_input_is_a_usage_error(runner, session):
                  ["a@example.com", "--repo", "rq/rq:urgent"]):
         result = runner.invoke(args=["subscribe", *args])
         assert result.exit_code == 2 and "Error" in result.output
-    assert _subscriber(session, "a@example.com") is None
+    assert find_subscriber(session, "a@example.com") is None
 
 
 def test_console_script_upgrades_a_fresh_sqlite_database(tmp_path):

@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import func, select
 
 from newsletter.errors import ValidationError
-from newsletter.models import Commit, CommitAnalysis, DailyRun, Report, Repository, Threshold
+from newsletter.models import Commit, CommitAnalysis, DailyRun, Report, Repository
 from newsletter.reports import run
-from newsletter.subscribers import subscriptions
 
+from .factories import subscriber
 from .fakes.openai import Behaviour, FakeOpenAI
 from .fakes.seed_day import SEED_COMMITS, SEED_DATE, SEED_REPO, load_into
 
@@ -23,17 +23,6 @@ SEED_NOW = datetime(2026, 1, 25, 7, 0, tzinfo=UTC)
 def llm():
     with FakeOpenAI() as fake:
         yield fake
-
-
-@pytest.fixture
-def config(config, github):
-    config["GITHUB_API_URL"] = github.url
-    return config
-
-
-def _subscribe(session, email, repo, threshold="low", lang="en"):
-    subscriptions.subscribe_confirmed(session, email, [(repo, Threshold(threshold))], lang)
-    session.commit()
 
 
 def _services(app, llm=None, **overrides):
@@ -55,7 +44,7 @@ def _report(session, repo, day, lang="en"):
 
 def test_seed_day_first_run_with_heuristic(app, session, github):
     load_into(github)
-    _subscribe(session, "a@example.com", SEED_REPO)
+    subscriber(session, "a@example.com", SEED_REPO)
     services = _services(app)
     summary = _run(app, session, services)
     assert summary["date"] == "2026-01-24" and summary["ok"] == 1 and summary["new_commits"] == 15
@@ -75,7 +64,7 @@ def test_seed_day_first_run_with_heuristic(app, session, github):
 
 def test_report_command_prints_markdown_and_json(app, session, github, runner):
     load_into(github)
-    _subscribe(session, "a@example.com", SEED_REPO, lang="zh")
+    subscriber(session, "a@example.com", SEED_REPO, lang="zh")
     _run(app, session, _services(app))
     md = runner.invoke(args=["report", SEED_REPO, "--date", "2026-01-24", "--lang", "zh"])
     assert md.exit_code == 0, md.output
@@ -90,9 +79,9 @@ def test_report_command_prints_markdown_and_json(app, session, github, runner):
 
 def test_llm_analysis_once_per_language_and_cached(app, session, github, llm):
     load_into(github)
-    _subscribe(session, "en@example.com", SEED_REPO, lang="en")
-    _subscribe(session, "zh@example.com", SEED_REPO, lang="zh")
-    _subscribe(session, "en2@example.com", SEED_REPO, lang="en", threshold="high")
+    subscriber(session, "en@example.com", SEED_REPO, lang="en")
+    subscriber(session, "zh@example.com", SEED_REPO, lang="zh")
+    subscriber(session, "en2@example.com", SEED_REPO, lang="en", threshold="high")
     services = _services(app, llm)
     summary = _run(app, session, services)
     assert summary["llm_calls"] == 30 == llm.calls  # 15 commits × 2 languages, not × 3 subscribers
@@ -109,7 +98,7 @@ def test_llm_analysis_once_per_language_and_cached(app, session, github, llm):
 
 def test_second_trigger_does_nothing(app, session, github):
     load_into(github)
-    _subscribe(session, "a@example.com", SEED_REPO)
+    subscriber(session, "a@example.com", SEED_REPO)
     services = _services(app)
     assert _run(app, session, services) is not None
     requests = len(github.requests)
@@ -120,7 +109,7 @@ def test_second_trigger_does_nothing(app, session, github):
 
 def test_watermark_next_day_takes_late_pushed_commit_with_old_date(app, session, github):
     load_into(github)
-    _subscribe(session, "a@example.com", SEED_REPO)
+    subscriber(session, "a@example.com", SEED_REPO)
     services = _services(app)
     _run(app, session, services)
     # Next day: two new commits, one of them authored and committed two days earlier (pushed late).
@@ -138,7 +127,7 @@ def test_watermark_next_day_takes_late_pushed_commit_with_old_date(app, session,
 
 def test_force_push_dropping_the_watermark(app, session, github):
     load_into(github)
-    _subscribe(session, "a@example.com", SEED_REPO)
+    subscriber(session, "a@example.com", SEED_REPO)
     services = _services(app)
     _run(app, session, services)
     # Rewrite history: the last two seed commits are replaced by one new commit.
@@ -154,7 +143,7 @@ def test_force_push_dropping_the_watermark(app, session, github):
 
 def test_empty_day(app, session, github):
     load_into(github)
-    _subscribe(session, "a@example.com", SEED_REPO)
+    subscriber(session, "a@example.com", SEED_REPO)
     services = _services(app)
     _run(app, session, services)
     summary = _run(app, session, services, now=SEED_NOW + timedelta(days=1))
@@ -165,7 +154,7 @@ def test_empty_day(app, session, github):
 
 def test_backfill_never_moves_the_watermark(app, session, github):
     load_into(github)
-    _subscribe(session, "a@example.com", SEED_REPO)
+    subscriber(session, "a@example.com", SEED_REPO)
     services = _services(app)
     _run(app, session, services, now=SEED_NOW + timedelta(days=3))  # first run, for 2026-01-27: empty window
     repository = session.scalar(select(Repository).where(Repository.name == SEED_REPO))
@@ -184,8 +173,8 @@ def test_future_date_is_refused(app, session):
 
 def test_missing_repository_fails_alone(app, session, github):
     load_into(github)
-    _subscribe(session, "a@example.com", SEED_REPO)
-    _subscribe(session, "b@example.com", "ghost/missing")
+    subscriber(session, "a@example.com", SEED_REPO)
+    subscriber(session, "b@example.com", "ghost/missing")
     summary = _run(app, session, _services(app))
     assert summary["ok"] == 1 and "ghost/missing" in summary["failed"]
     assert "not found" in summary["failed"]["ghost/missing"].lower()
@@ -196,7 +185,7 @@ def test_missing_repository_fails_alone(app, session, github):
 
 def test_llm_failure_falls_back_flagged_and_retry_fallbacks(app, session, github, llm, runner):
     load_into(github)
-    _subscribe(session, "a@example.com", SEED_REPO)
+    subscriber(session, "a@example.com", SEED_REPO)
     llm.script(*[Behaviour("server_error")] * 200)
     services = _services(app, llm, max_retries=1, sleep=lambda _s: None)
     _run(app, session, services)
@@ -218,7 +207,7 @@ def test_llm_failure_falls_back_flagged_and_retry_fallbacks(app, session, github
 
 def test_merge_commit_shown_not_analysed(app, session, github, llm):
     load_into(github)
-    _subscribe(session, "a@example.com", SEED_REPO)
+    subscriber(session, "a@example.com", SEED_REPO)
     services = _services(app, llm)
     _run(app, session, services)
     side = github.add_commit(SEED_REPO, "feat: on a branch", parents=(SEED_COMMITS[-2].sha,),
@@ -235,7 +224,7 @@ def test_merge_commit_shown_not_analysed(app, session, github, llm):
 
 def test_commit_in_one_report_only(app, session, github):
     load_into(github)
-    _subscribe(session, "a@example.com", SEED_REPO)
+    subscriber(session, "a@example.com", SEED_REPO)
     services = _services(app)
     _run(app, session, services, now=SEED_NOW + timedelta(days=2))  # first run, 2026-01-26: nothing that day
     late = github.add_commit(SEED_REPO, "fix: pushed late", date=datetime(2026, 1, 24, 12, tzinfo=UTC))
@@ -251,7 +240,7 @@ def test_commit_in_one_report_only(app, session, github):
 
 def test_run_daily_command_sync_and_guard(app, session, github, runner):
     load_into(github)
-    _subscribe(session, "a@example.com", SEED_REPO)
+    subscriber(session, "a@example.com", SEED_REPO)
     first = runner.invoke(args=["run-daily", "--date", "2026-01-24", "--sync"])
     assert first.exit_code == 0, first.output
     assert "2026-01-24: 1/1 repositories reported, 15 new commits" in first.output
@@ -266,10 +255,8 @@ def test_run_daily_command_sync_and_guard(app, session, github, runner):
 
 
 def test_prompt_injection_in_a_commit_keeps_the_report_shape(app, session, github, llm):
-    from .fakes.openai import FakeOpenAI
-
     load_into(github)
-    _subscribe(session, "a@example.com", SEED_REPO)
+    subscriber(session, "a@example.com", SEED_REPO)
     with FakeOpenAI(obey_injections=True) as obedient:
         services = _services(app, obedient, max_retries=0, sleep=lambda _s: None)
         _run(app, session, services)

@@ -22,6 +22,7 @@ from newsletter.reports import run
 from newsletter.subscribers import links, subscriptions
 
 from .conftest import body_html, body_text
+from .factories import subscriber
 from .fakes.seed_day import SEED_DATE, SEED_REPO, load_into
 from .fakes.sendgrid import FakeSendGrid
 from .helpers import path_of
@@ -29,15 +30,9 @@ from .helpers import path_of
 
 @pytest.fixture
 def config(config, github):
+    """Every delivery test reports the seed day from the fake GitHub."""
     load_into(github)
-    config["GITHUB_API_URL"] = github.url
     return config
-
-
-def _subscribe(session, email, threshold="low", lang="en", repos=None):
-    subscriber = subscriptions.subscribe_confirmed(session, email, repos or [(SEED_REPO, Threshold(threshold))], lang)
-    session.commit()
-    return subscriber
 
 
 def _report_day(app, session):
@@ -50,11 +45,11 @@ def _statuses(session):
 
 
 def test_every_active_subscriber_gets_one_email_once(app, session, outbox):
-    _subscribe(session, "high@example.com", "high")
-    _subscribe(session, "all@example.com", "low", "zh")
-    paused = _subscribe(session, "paused@example.com")
+    subscriber(session, "high@example.com", threshold="high")
+    subscriber(session, "all@example.com", threshold="low", lang="zh")
+    paused = subscriber(session, "paused@example.com")
     paused.paused = True
-    gone = _subscribe(session, "gone@example.com")
+    gone = subscriber(session, "gone@example.com")
     subscriptions.unsubscribe(session, gone)
     subscriptions.request_subscription(session, "pending@example.com", [(SEED_REPO, Threshold.LOW)], "en")
     session.commit()
@@ -72,7 +67,7 @@ def test_every_active_subscriber_gets_one_email_once(app, session, outbox):
 
 
 def test_email_headers_and_one_click_from_the_real_header(app, session, outbox, client):
-    _subscribe(session, "reader@example.com", "medium")
+    subscriber(session, "reader@example.com", threshold="medium")
     _report_day(app, session)
     fanout.deliver_sync(session, app.config, make_mailer(app.config), SEED_DATE)
     message = outbox.last()
@@ -86,13 +81,13 @@ def test_email_headers_and_one_click_from_the_real_header(app, session, outbox, 
         path_of(url), data="List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded")
     assert response.status_code == 200
     session.expire_all()
-    subscriber = session.scalar(select(Subscriber).where(Subscriber.email_key == "reader@example.com"))
-    assert subscriber.status is SubscriberStatus.UNSUBSCRIBED
+    reader = session.scalar(select(Subscriber).where(Subscriber.email_key == "reader@example.com"))
+    assert reader.status is SubscriberStatus.UNSUBSCRIBED
 
 
 def test_nothing_at_threshold_means_no_email_unless_asked(app, session, outbox, github):
-    quiet = _subscribe(session, "quiet@example.com", "high", repos=[("rq/rq", Threshold.HIGH)])
-    loud = _subscribe(session, "loud@example.com", "high", repos=[("rq/rq", Threshold.HIGH)])
+    quiet = subscriber(session, "quiet@example.com", ("rq/rq", "high"))
+    loud = subscriber(session, "loud@example.com", ("rq/rq", "high"))
     loud.send_empty = True
     session.commit()
     github.add_repo("rq/rq")
@@ -105,9 +100,9 @@ def test_nothing_at_threshold_means_no_email_unless_asked(app, session, outbox, 
 
 
 def test_sendgrid_batches_identical_content_with_per_recipient_links(app, session):
-    same = [_subscribe(session, f"same{i}@example.com", "medium") for i in range(5)]
-    _subscribe(session, "zh@example.com", "medium", "zh")
-    _subscribe(session, "other@example.com", "high")
+    same = [subscriber(session, f"same{i}@example.com", threshold="medium") for i in range(5)]
+    subscriber(session, "zh@example.com", threshold="medium", lang="zh")
+    subscriber(session, "other@example.com", threshold="high")
     _report_day(app, session)
     with FakeSendGrid() as fake:
         mailer = SendGridMailer(fake.api_key, "Repo Daily <news@example.com>", host=fake.url, sleep=lambda _s: None)
@@ -119,17 +114,17 @@ def test_sendgrid_batches_identical_content_with_per_recipient_links(app, sessio
     assert "-rd-unsubscribe-" in html and "/unsubscribe/" not in html
     by_email = {p["to"][0]["email"]: p for p in batch["personalizations"]}
     assert set(by_email) == {s.email for s in same}
-    for subscriber in same:
-        personalization = by_email[subscriber.email]
-        own = links.unsubscribe_token(app.config["SECRET_KEY"], subscriber).split(".")[0]  # the payload part
+    for reader in same:
+        personalization = by_email[reader.email]
+        own = links.unsubscribe_token(app.config["SECRET_KEY"], reader).split(".")[0]  # the payload part
         assert own in personalization["substitutions"]["-rd-unsubscribe-"]
         assert own in personalization["headers"]["List-Unsubscribe"]
         assert personalization["custom_args"]["delivery_id"].isdigit()
 
 
 def test_sendgrid_retries_429_and_5xx_and_isolates_a_4xx_batch(app, session):
-    _subscribe(session, "a@example.com", "medium")
-    _subscribe(session, "b@example.com", "high")
+    subscriber(session, "a@example.com", threshold="medium")
+    subscriber(session, "b@example.com", threshold="high")
     _report_day(app, session)
     waits = []
     with FakeSendGrid() as fake:
@@ -157,8 +152,8 @@ def test_smtp_delivery_to_a_real_server(app, session):
     controller = Controller(Handler(), hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        _subscribe(session, "smtp1@example.com")
-        _subscribe(session, "smtp2@example.com", "high")
+        subscriber(session, "smtp1@example.com")
+        subscriber(session, "smtp2@example.com", threshold="high")
         _report_day(app, session)
         mailer = make_mailer({**app.config, "MAIL_BACKEND": "smtp", "SMTP_URL": f"smtp://127.0.0.1:{port}"})
         result = fanout.deliver_sync(session, app.config, mailer, SEED_DATE)
@@ -169,9 +164,9 @@ def test_smtp_delivery_to_a_real_server(app, session):
 
 def test_batches_keep_identical_contents_together(app, session):
     for i in range(7):
-        _subscribe(session, f"x{i}@example.com", "medium")
+        subscriber(session, f"x{i}@example.com", threshold="medium")
     for i in range(5):
-        _subscribe(session, f"y{i}@example.com", "high")
+        subscriber(session, f"y{i}@example.com", threshold="high")
     _report_day(app, session)
     planned = fanout.plan(session, SEED_DATE, batch_size=4, chunk=3)
     rows = list(session.scalars(select(Delivery)))
@@ -227,7 +222,7 @@ def test_killed_worker_neither_loses_nor_repeats(app, session, redis_url):
     total = 40
     try:
         for i in range(total):
-            _subscribe(session, f"k{i:02d}@example.com", "low" if i % 2 else "medium")
+            subscriber(session, f"k{i:02d}@example.com", threshold="low" if i % 2 else "medium")
         _report_day(app, session)
         env = {**os.environ, **{k: str(app.config[k]) for k in (
             "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "INSTANCE_PATH", "BASE_URL", "GITHUB_API_URL")},

@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 import redis
 from rq import Queue
 from sqlalchemy import select
@@ -16,12 +15,6 @@ from newsletter.models import DailyRun, Report, RepoRun, RunStatus, Threshold
 from newsletter.subscribers import subscriptions
 
 from .fakes.seed_day import SEED_DATE, SEED_REPO, load_into
-
-
-@pytest.fixture
-def config(config, github):
-    config["GITHUB_API_URL"] = github.url
-    return config
 
 
 def worker_env(app) -> dict:

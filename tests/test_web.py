@@ -5,17 +5,12 @@ import time
 
 from sqlalchemy import select
 
-from newsletter.models import SignupRequest, Subscriber, SubscriberStatus, Threshold
+from newsletter.models import SignupRequest, SubscriberStatus, Threshold
 from newsletter.subscribers import links, subscriptions
 
 from .conftest import body_html, body_text
+from .factories import find_subscriber
 from .helpers import count_subscribers, csrf_token, link_in, path_of, post_subscribe
-
-
-def _subscriber(session, email):
-    session.expire_all()
-    return session.scalar(select(Subscriber).where(Subscriber.email_key == email.casefold()))
-
 
 # Home -----------------------------------------------------------------------------------------
 
@@ -53,7 +48,7 @@ def test_subscribe_sends_confirmation_and_changes_nothing_until_confirmed(client
     assert response.status_code == 302 and "/check-email" in response.headers["Location"]
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Ada@example.com" in page
-    subscriber = _subscriber(session, "ada@example.com")
+    subscriber = find_subscriber(session, "ada@example.com")
     assert subscriber.status is SubscriberStatus.PENDING and subscriber.subscriptions == []
     message = outbox.last()
     assert message["To"] == "Ada@example.com"
@@ -117,13 +112,13 @@ def test_resubscribing_existing_address_looks_the_same_and_changes_nothing(clien
     old = client.get(again.headers["Location"]).get_data(as_text=True).replace("OLD@example.com", "X")
     assert first.status_code == again.status_code == 302
     assert old == new
-    subscriber = _subscriber(session, "old@example.com")
+    subscriber = find_subscriber(session, "old@example.com")
     assert subscriber.status is SubscriberStatus.CONFIRMED
     assert [(s.repo, s.threshold) for s in subscriber.subscriptions] == [("pallets/flask", Threshold.HIGH)]
     # Confirming the new request merges the new repository in.
     client.post(path_of(link_in(body_text(outbox.last()), "confirm")),
                 data={"csrf_token": csrf_token(client.get(path_of(link_in(body_text(outbox.last()), "confirm"))).get_data(as_text=True))})
-    subscriber = _subscriber(session, "old@example.com")
+    subscriber = find_subscriber(session, "old@example.com")
     assert sorted((s.repo, s.threshold.value) for s in subscriber.subscriptions) == [("pallets/flask", "high"), ("rq/rq", "low")]
 
 
@@ -198,10 +193,10 @@ def test_confirm_get_changes_nothing_and_post_confirms(client, session, outbox):
     for _ in range(2):  # a mail scanner prefetching the link twice
         page = client.get(path)
         assert page.status_code == 200 and "Confirm subscription" in page.get_data(as_text=True)
-    assert _subscriber(session, "c@example.com").status is SubscriberStatus.PENDING
+    assert find_subscriber(session, "c@example.com").status is SubscriberStatus.PENDING
     response = client.post(path, data={"csrf_token": csrf_token(page.get_data(as_text=True))})
     assert response.status_code == 200 and "/preferences/" in response.get_data(as_text=True)
-    subscriber = _subscriber(session, "c@example.com")
+    subscriber = find_subscriber(session, "c@example.com")
     assert subscriber.status is SubscriberStatus.CONFIRMED and subscriber.confirmed_at is not None
     assert [(s.repo, s.threshold) for s in subscriber.subscriptions] == [("pallets/flask", Threshold.MEDIUM)]
     # A second POST is harmless.
@@ -211,13 +206,13 @@ def test_confirm_get_changes_nothing_and_post_confirms(client, session, outbox):
 def test_confirm_post_without_csrf_is_rejected(client, session, outbox):
     path = _pending(client, outbox)
     assert client.post(path).status_code == 400
-    assert _subscriber(session, "c@example.com").status is SubscriberStatus.PENDING
+    assert find_subscriber(session, "c@example.com").status is SubscriberStatus.PENDING
 
 
 def test_bad_tokens_get_a_clear_400(app, client, session, outbox):
     path = _pending(client, outbox)
     token = path.rsplit("/", 1)[1]
-    subscriber = _subscriber(session, "c@example.com")
+    subscriber = find_subscriber(session, "c@example.com")
     prefs = links.preferences_token(app.config["SECRET_KEY"], subscriber)
     other_secret = links.make_token("another-secret-key-xxxxxxxxxxxxxxxxxxxxxxxx", links.CONFIRM, {"r": 1, "h": "x"})
     cases = [
@@ -234,7 +229,7 @@ def test_bad_tokens_get_a_clear_400(app, client, session, outbox):
         assert response.status_code == 400, url
         assert "no longer valid" in response.get_data(as_text=True) or "invalid" in response.get_data(as_text=True)
     assert client.post(f"/unsubscribe/{prefs}", data={"List-Unsubscribe": "One-Click"}).status_code == 400
-    assert _subscriber(session, "c@example.com").status is SubscriberStatus.PENDING
+    assert find_subscriber(session, "c@example.com").status is SubscriberStatus.PENDING
 
 
 def test_expired_confirmation_link(app, client, session, outbox, monkeypatch):
@@ -280,7 +275,7 @@ def test_preferences_show_and_change_everything(app, client, session):
     response = client.post(prefs, data=data)
     assert response.status_code == 302
     assert "设置已保存" in client.get(response.headers["Location"]).get_data(as_text=True)
-    subscriber = _subscriber(session, "p@example.com")
+    subscriber = find_subscriber(session, "p@example.com")
     assert subscriber.language == "zh" and subscriber.paused and subscriber.send_empty
     assert sorted((s.repo, s.threshold.value) for s in subscriber.subscriptions) == [
         ("ai-dynamo/dynamo", "medium"), ("pallets/flask", "low")]
@@ -296,7 +291,7 @@ def test_preferences_invalid_change_keeps_input_and_saves_nothing(app, client, s
     assert response.status_code == 400
     body = response.get_data(as_text=True)
     assert 'value="not a repo"' in body and "is not a GitHub repository" in body
-    subscriber = _subscriber(session, "p@example.com")
+    subscriber = find_subscriber(session, "p@example.com")
     assert sorted(s.repo for s in subscriber.subscriptions) == ["pallets/flask", "rq/rq"]
 
 
@@ -312,7 +307,7 @@ def test_unsubscribe_get_shows_button_and_changes_nothing(app, client, session):
     _, _, unsub = _confirmed(app, session)
     page = client.get(unsub)
     assert page.status_code == 200 and 'value="One-Click"' in page.get_data(as_text=True)
-    assert _subscriber(session, "p@example.com").status is SubscriberStatus.CONFIRMED
+    assert find_subscriber(session, "p@example.com").status is SubscriberStatus.CONFIRMED
 
 
 def test_one_click_unsubscribe_form_encoded(app, session):
@@ -321,7 +316,7 @@ def test_one_click_unsubscribe_form_encoded(app, session):
     response = client.post(unsub, data="List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded")
     assert response.status_code == 200
     assert "Set-Cookie" not in response.headers and "Location" not in response.headers
-    assert _subscriber(session, "p@example.com").status is SubscriberStatus.UNSUBSCRIBED
+    assert find_subscriber(session, "p@example.com").status is SubscriberStatus.UNSUBSCRIBED
     assert client.post(unsub, data={"List-Unsubscribe": "One-Click"}).status_code == 200  # idempotent
 
 
@@ -333,13 +328,13 @@ def test_one_click_unsubscribe_multipart(app, session):
             f"--{boundary}--\r\n")
     response = client.post(unsub, data=body, content_type=f"multipart/form-data; boundary={boundary}")
     assert response.status_code == 200
-    assert _subscriber(session, "m@example.com").status is SubscriberStatus.UNSUBSCRIBED
+    assert find_subscriber(session, "m@example.com").status is SubscriberStatus.UNSUBSCRIBED
 
 
 def test_unsubscribe_post_without_one_click_body_is_400(app, client, session):
     _, _, unsub = _confirmed(app, session)
     assert client.post(unsub, data={"something": "else"}).status_code == 400
-    assert _subscriber(session, "p@example.com").status is SubscriberStatus.CONFIRMED
+    assert find_subscriber(session, "p@example.com").status is SubscriberStatus.CONFIRMED
 
 
 def test_unsubscribed_pages_in_subscriber_language(app, client, session):
@@ -351,9 +346,9 @@ def test_pending_request_of_unsubscribed_address_resubscribes_after_confirm(app,
     _, _, unsub = _confirmed(app, session)
     client.post(unsub, data={"List-Unsubscribe": "One-Click"})
     path = _pending(client, outbox, email="p@example.com", repos=(("rq/rq", "high"),))
-    assert _subscriber(session, "p@example.com").status is SubscriberStatus.UNSUBSCRIBED
+    assert find_subscriber(session, "p@example.com").status is SubscriberStatus.UNSUBSCRIBED
     client.post(path, data={"csrf_token": csrf_token(client.get(path).get_data(as_text=True))})
-    subscriber = _subscriber(session, "p@example.com")
+    subscriber = find_subscriber(session, "p@example.com")
     assert subscriber.status is SubscriberStatus.CONFIRMED
     assert [(s.repo, s.threshold.value) for s in subscriber.subscriptions] == [("rq/rq", "high")]
     assert session.scalar(select(SignupRequest).where(SignupRequest.confirmed_at.is_not(None))) is not None
