@@ -1,6 +1,6 @@
 """Benchmark: 10,000 personalized daily emails, assembled (DigestRenderer) versus naive (bench/naive.py).
 
-A realistic day: 50 repositories with synthetic analysed reports of 5-30 commits in en and zh,
+A realistic day: 50 repositories with synthetic analyzed reports of 5-30 commits in en and zh,
 subscribers following 1-5 repositories picked with Zipf popularity, mixed thresholds and
 languages. The fast way renders every subscriber, cold (its section compiles are in the time);
 the naive way (Jinja and a full MJML compile per email) is timed on the first NAIVE_SAMPLE
@@ -54,7 +54,7 @@ def sentence(rng: random.Random, lang: str, words: int) -> str:
 
 
 def synthetic_report(rng: random.Random, repo: str, lang: str, commits: int, failed: bool) -> dict:
-    """One repository's day as stored (DailyReport.to_json): commits analysed in lang, a few merges."""
+    """One repository's day as stored (DailyReport.to_json): commits analyzed in lang, a few merges."""
     entries = []
     start = datetime.datetime.combine(DATE, datetime.time(0, 0), datetime.UTC)
     # The commits are the same in both languages; only the analysis text differs.

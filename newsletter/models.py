@@ -146,8 +146,9 @@ class Repository(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
 
 
-class Commit(Base):
-    """A fetched commit; `record` is the CommitRecord as JSON (patches capped), kept for re-analysis."""
+class FetchedCommit(Base):
+    """A commit as fetched and stored: `record` is its CommitRecord as JSON (patches capped), kept for
+    re-analysis, and `report_date` the one report it belongs to."""
 
     __tablename__ = "repo_commit"
     __table_args__ = (UniqueConstraint("repository_id", "sha", name="uq_commit_repository_sha"),)

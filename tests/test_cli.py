@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from newsletter.models import SubscriberStatus
 
@@ -46,6 +47,21 @@ def test_console_script_upgrades_a_fresh_sqlite_database(tmp_path):
     sub = subprocess.run([*cmd, "subscribe", "x@example.com", "--repo", "rq/rq:low", "--confirmed"],
                          env=env, capture_output=True, text=True, timeout=120)
     assert sub.returncode == 0 and "x@example.com confirmed" in sub.stdout, sub.stderr
+
+
+def test_flask_app_wsgi_has_the_same_commands(tmp_path):
+    """`flask --app wsgi ...` is documented: the commands reach it as Flask command plugins."""
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "INSTANCE_PATH": str(tmp_path), "REDIS_URL": "redis://127.0.0.1:6379/14"}
+    env.pop("DATABASE_URL", None)
+    listed = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "--help"], cwd=root, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    for command in ("db", "subscribe", "run-daily", "report", "worker", "scheduler", "deliver", "preview", "demo"):
+        assert f"\n  {command} " in listed.stdout, command
+    upgrade = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=root, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert upgrade.returncode == 0 and (tmp_path / "newsletter.sqlite3").exists(), upgrade.stderr
 
 
 def _git_repo(path):

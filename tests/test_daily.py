@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from newsletter.errors import ValidationError
-from newsletter.models import Commit, CommitAnalysis, DailyRun, Report, Repository
+from newsletter.models import CommitAnalysis, DailyRun, FetchedCommit, Report, Repository
 from newsletter.reports import run
 
 from .factories import subscriber
@@ -234,7 +234,7 @@ def test_commit_in_one_report_only(app, session, github):
     _run(app, session, services, day=SEED_DATE, now=SEED_NOW + timedelta(days=3))
     shas = {e["commit"]["sha"] for e in _report(session, SEED_REPO, SEED_DATE).data["entries"]}
     assert shas == {c.sha for c in SEED_COMMITS}
-    counts = dict(session.execute(select(Commit.report_date, func.count()).group_by(Commit.report_date)).all())
+    counts = dict(session.execute(select(FetchedCommit.report_date, func.count()).group_by(FetchedCommit.report_date)).all())
     assert counts == {SEED_DATE: 15, date(2026, 1, 27): 1}
 
 

@@ -3,7 +3,7 @@
 Stats line formats under test:
   en: "15 commits | 🔴 high 7 | 🟡 medium 4 | 🟢 low 4"   ("1 commit" when singular)
   zh: "本日共 15 个提交 | 🔴高 7 | 🟡中 4 | 🟢低 4"
-  with unanalysed (merge) commits: " | 🔀 merge N" / " | 🔀合并 N" appended.
+  with unanalyzed (merge) commits: " | 🔀 merge N" / " | 🔀合并 N" appended.
 """
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ from ..reports.wording import (
     group_label,
     importance_label,
     no_message,
-    unanalysed_note,
+    unanalyzed_note,
 )
 from ..text import plain, rich_html, truncate
 from .headers import SubscriberView, list_headers, subject, subscriber_values
@@ -166,7 +166,7 @@ def template_environment() -> Environment:
                        overview_line=overview_line, rest_line=rest_line, importance_text=importance_text,
                        importance_label=importance_label, group_label=group_label,
                        change_type_label=change_type_label,
-                       fallback_note=fallback_note, unanalysed_note=unanalysed_note, bullets=bullets,
+                       fallback_note=fallback_note, unanalyzed_note=unanalyzed_note, bullets=bullets,
                        items=items, title=title, line_title_chars=LINE_TITLE_CHARS)
     return env
 

@@ -69,7 +69,7 @@ CATALOG: dict[str, dict[str, str]] = {
     },
     "report.fallback_unknown": {"en": "unknown reason", "zh": "原因未知"},
     "report.merge_note": {"en": "🔀 Merge commit: listed, not analysed.", "zh": "🔀 合并提交：仅列出，不做分析。"},
-    "report.unanalysed_note": {"en": "⏸️ Not analysed.", "zh": "⏸️ 未做分析。"},
+    "report.unanalyzed_note": {"en": "⏸️ Not analysed.", "zh": "⏸️ 未做分析。"},
     "report.no_message": {"en": "(no commit message)", "zh": "（无提交信息）"},
     # Importances
     "importance.high": {"en": "High", "zh": "高"},

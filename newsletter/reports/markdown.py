@@ -1,7 +1,7 @@
 """The daily report as Markdown, in the seed report's structure; a pure function of the report model.
 
 Both the table of contents and each commit's body take the importance from the same field
-(`Entry.group`), and every analysed commit is rendered by the same function with the same
+(`Entry.group`), and every analyzed commit is rendered by the same function with the same
 fields in the same order, so the report cannot disagree with itself.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from .wording import (
     no_message,
     notes,
     stats_line,
-    unanalysed_note,
+    unanalyzed_note,
 )
 
 TITLE_LIMIT = 60  # characters of a commit title in the table and the table of contents
@@ -69,7 +69,7 @@ class _Renderer:
         for group, entries in groups:
             lines += [f"### {self.t(f'report.group.{group}', n=len(entries))}", ""]
             for entry in entries:
-                lines += self.unanalysed(entry) if entry.analysis is None else self.analysed(entry)
+                lines += self.unanalyzed(entry) if entry.analysis is None else self.analyzed(entry)
         return lines
 
     def notes(self) -> list[str]:
@@ -117,7 +117,7 @@ class _Renderer:
     def text(self, value: str) -> str:
         return markdown_rich(value) or self.t("report.none")
 
-    def analysed(self, entry: Entry) -> list[str]:
+    def analyzed(self, entry: Entry) -> list[str]:
         analysis = entry.analysis
         assert analysis is not None
         lines = self.heading(entry)
@@ -144,8 +144,8 @@ class _Renderer:
         ]
         return lines
 
-    def unanalysed(self, entry: Entry) -> list[str]:
-        return self.heading(entry) + [unanalysed_note(entry, self.lang), "", "---", ""]
+    def unanalyzed(self, entry: Entry) -> list[str]:
+        return self.heading(entry) + [unanalyzed_note(entry, self.lang), "", "---", ""]
 
 
 def render_markdown(report: DailyReport) -> str:

@@ -23,7 +23,7 @@ from .wording import stats_line
 
 JSON_SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed")
-GROUPS = ("high", "medium", "low", "merge")  # display order; "merge" holds every unanalysed commit
+GROUPS = ("high", "medium", "low", "merge")  # display order; "merge" holds every unanalyzed commit
 SHORT_SHA = 7
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -37,7 +37,7 @@ def _utc(moment: datetime.datetime) -> datetime.datetime:
 
 @dataclass(frozen=True)
 class Entry:
-    """One commit of the day and its analysis (None for merge commits: shown, not analysed).
+    """One commit of the day and its analysis (None for merge commits: shown, not analyzed).
 
     anchor and local_time are filled in by the DailyReport that holds the entry.
     """
@@ -169,7 +169,7 @@ class DailyReport:
         """Analyses where the heuristic stood in for a failed LLM call."""
         return sum(1 for e in self.entries if e.analysis is not None and e.analysis.fallback)
 
-    def analysed(self) -> int:
+    def analyzed(self) -> int:
         return sum(1 for e in self.entries if e.analysis is not None)
 
     @property

@@ -1,16 +1,16 @@
-"""The daily run: fetch each watched repository's new commits, analyse each once, assemble its report.
+"""The daily run: fetch each watched repository's new commits, analyze each once, assemble its report.
 
 Every step of a run lives here; the RQ jobs, the CLI, the demo and the benchmarks call them.
 
 1. `open_run`: the run guard (one DailyRun row per report date: a second trigger does nothing) and
    a pending RepoRun for every repository some active subscriber watches.
 2. Per repository, three steps: `collect` (commit lists, and the details of commits not seen
-   before), `analyse` (every (commit, language) without a cached analysis), `assemble` (one report
+   before), `analyze` (every (commit, language) without a cached analysis), `assemble` (one report
    per language). `run_repository` does all three for one repository: the RQ job's work.
 3. `close_run`: repositories still pending failed with the run; returns the summary.
 
 `run_sync` runs the same steps in the foreground, collecting every repository first and then
-analysing all pending commits in one pool, so the LLM concurrency applies to the whole run.
+analyzing all pending commits in one pool, so the LLM concurrency applies to the whole run.
 """
 from __future__ import annotations
 
@@ -28,9 +28,9 @@ from ..analysis.analyzer import Analyzer, make_analyzer
 from ..analysis.result import PROMPT_VERSION, Analysis
 from ..errors import SourceError, ValidationError
 from ..models import (
-    Commit,
     CommitAnalysis,
     DailyRun,
+    FetchedCommit,
     Report,
     ReportStatus,
     RepoRun,
@@ -57,7 +57,7 @@ ERROR_CHARS = 2000
 
 @dataclass
 class Services:
-    """Commit sources and the analyzer, built from the config."""
+    """FetchedCommit sources and the analyzer, built from the config."""
 
     config: Mapping[str, Any]
     analyzer: Analyzer
@@ -133,7 +133,7 @@ class Collected:
     """One repository's commits for the day, and what fetching them cost."""
 
     repository_id: int
-    commits: list[Commit] = field(default_factory=list)
+    commits: list[FetchedCommit] = field(default_factory=list)
     head_sha: str | None = None
     new_watermark: str | None = None
     github_requests: int = 0
@@ -174,12 +174,12 @@ def collect(session: Session, services: Services, repository: Repository, day: d
         shas = source.day_commit_shas(repository.name, info.default_branch, start, end) if info.head_sha else []
     collected = Collected(repository_id=repository.id, head_sha=info.head_sha)
     known = {c.sha: c for c in session.scalars(
-        select(Commit).where(Commit.repository_id == repository.id, Commit.sha.in_(shas)))} if shas else {}
+        select(FetchedCommit).where(FetchedCommit.repository_id == repository.id, FetchedCommit.sha.in_(shas)))} if shas else {}
     for sha in shas:
         row = known.get(sha)
         if row is None:
             record = source.commit(repository.name, sha)
-            row = Commit(repository_id=repository.id, sha=sha, committed_at=record.committed_at,
+            row = FetchedCommit(repository_id=repository.id, sha=sha, committed_at=record.committed_at,
                          record=_capped(record))
             session.add(row)
             collected.new_commits += 1
@@ -209,15 +209,15 @@ def _cached(session: Session, commit_ids: list[int], model: str) -> dict[tuple[i
     return {(row.commit_id, row.language): row for row in rows}
 
 
-def pending_analyses(session: Session, commits: list[Commit], languages: Iterable[str],
-                     model: str) -> list[tuple[Commit, str]]:
-    """(commit, language) pairs without a cached analysis; merge commits are shown, not analysed."""
+def pending_analyses(session: Session, commits: list[FetchedCommit], languages: Iterable[str],
+                     model: str) -> list[tuple[FetchedCommit, str]]:
+    """(commit, language) pairs without a cached analysis; merge commits are shown, not analyzed."""
     cache = _cached(session, [c.id for c in commits], model)
     return [(commit, language) for commit in commits for language in languages
             if len(commit.record.get("parents") or ()) <= 1 and (commit.id, language) not in cache]
 
 
-def analyse(session: Session, services: Services, pending: list[tuple[Commit, str]]) -> int:
+def analyze(session: Session, services: Services, pending: list[tuple[FetchedCommit, str]]) -> int:
     """Analyse and store every pending pair; returns the LLM calls made."""
     if not pending:
         return 0
@@ -230,7 +230,7 @@ def analyse(session: Session, services: Services, pending: list[tuple[Commit, st
     return analyzer.calls - calls_before
 
 
-def _store_analysis(session: Session, commit: Commit, language: str, model: str, analysis: Analysis,
+def _store_analysis(session: Session, commit: FetchedCommit, language: str, model: str, analysis: Analysis,
                     existing: CommitAnalysis | None = None) -> CommitAnalysis:
     row = existing or CommitAnalysis(commit_id=commit.id, language=language, model=model,
                                      prompt_version=PROMPT_VERSION)
@@ -247,11 +247,11 @@ def _store_analysis(session: Session, commit: Commit, language: str, model: str,
 # 2c. Assemble --------------------------------------------------------------------------------------
 
 def assemble(session: Session, services: Services, repository: Repository, day: date, languages: Iterable[str],
-             commits: list[Commit] | None = None, error: str | None = None) -> list[Report]:
+             commits: list[FetchedCommit] | None = None, error: str | None = None) -> list[Report]:
     """Build and store the report of repository for day in each language."""
     if commits is None:
-        commits = list(session.scalars(select(Commit).where(
-            Commit.repository_id == repository.id, Commit.report_date == day)))
+        commits = list(session.scalars(select(FetchedCommit).where(
+            FetchedCommit.repository_id == repository.id, FetchedCommit.report_date == day)))
     model = services.analyzer.model
     cache = _cached(session, [c.id for c in commits], model)
     stored = []
@@ -288,7 +288,7 @@ def _store_report(session: Session, repository: Repository, report: DailyReport)
 # One repository, start to end (the RQ job's work) -------------------------------------------------
 
 def run_repository(session: Session, services: Services, repo_run_id: int) -> RepoRun:
-    """Collect, analyse and assemble one repository of a run; a failure marks it failed, not the run."""
+    """Collect, analyze and assemble one repository of a run; a failure marks it failed, not the run."""
     repo_run = session.get_one(RepoRun, repo_run_id)
     run = session.get_one(DailyRun, repo_run.run_id)
     repository = repo_run.repository
@@ -296,7 +296,7 @@ def run_repository(session: Session, services: Services, repo_run_id: int) -> Re
     try:
         collected = collect(session, services, repository, run.date, run.backfill)
         pending = pending_analyses(session, collected.commits, languages, services.analyzer.model)
-        repo_run.llm_calls = analyse(session, services, pending)
+        repo_run.llm_calls = analyze(session, services, pending)
         assemble(session, services, repository, run.date, languages, collected.commits)
         _finish_repository(repository, repo_run, run.date, collected)
     except SourceError as exc:
@@ -383,7 +383,7 @@ def run_sync(session: Session, services: Services, day: date | None = None, trig
 
     collected: dict[int, Collected] = {}
     languages: dict[int, list[str]] = {}
-    pending: list[tuple[Commit, str]] = []
+    pending: list[tuple[FetchedCommit, str]] = []
     for repo_run in repo_runs:
         repository = repo_run.repository
         languages[repo_run.id] = languages_for(session, repository.name)
@@ -396,9 +396,9 @@ def run_sync(session: Session, services: Services, day: date | None = None, trig
             _fail_repository(session, services, repo_run.id, str(exc))
             session.commit()
         step(f"fetched {repository.name}")
-    calls = analyse(session, services, pending)
+    calls = analyze(session, services, pending)
     session.commit()
-    step(f"analysed {len(pending)} commit-languages with {calls} LLM calls")
+    step(f"analyzed {len(pending)} commit-languages with {calls} LLM calls")
     sent_to_llm: dict[int, int] = {}
     for commit, _language in pending:
         sent_to_llm[commit.repository_id] = sent_to_llm.get(commit.repository_id, 0) + 1
@@ -418,8 +418,8 @@ def retry_fallbacks(session: Session, services: Services, day: date) -> dict[str
     """Ask the model again for day's flagged fallback analyses and rebuild those reports."""
     model = services.analyzer.model
     rows = list(session.execute(
-        select(CommitAnalysis, Commit).join(Commit, Commit.id == CommitAnalysis.commit_id)
-        .where(Commit.report_date == day, CommitAnalysis.fallback.is_(True), CommitAnalysis.model == model,
+        select(CommitAnalysis, FetchedCommit).join(FetchedCommit, FetchedCommit.id == CommitAnalysis.commit_id)
+        .where(FetchedCommit.report_date == day, CommitAnalysis.fallback.is_(True), CommitAnalysis.model == model,
                CommitAnalysis.prompt_version == PROMPT_VERSION)))
     if not rows:
         return {"date": day.isoformat(), "retried": 0, "still_fallback": 0}

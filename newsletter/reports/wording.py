@@ -31,7 +31,7 @@ def stats_line(counts: Mapping[str, int], lang: str) -> str:
 
 
 def notes(report: DailyReport, escape: Callable[[str], str] = plain) -> list[str]:
-    """The lines above the stats: who analysed, how many analyses fell back, the tokens used."""
+    """The lines above the stats: who analyzed, how many analyses fell back, the tokens used."""
     if not report.entries:
         return []
     lang = report.language
@@ -40,7 +40,7 @@ def notes(report: DailyReport, escape: Callable[[str], str] = plain) -> list[str
     else:
         lines = [t("report.model_note", lang, model=escape(report.analyzer))]
         if report.fallbacks():
-            lines.append(t("report.fallback_summary", lang, n=report.fallbacks(), total=report.analysed()))
+            lines.append(t("report.fallback_summary", lang, n=report.fallbacks(), total=report.analyzed()))
     prompt, completion = report.prompt_tokens(), report.completion_tokens()
     if prompt or completion:
         lines.append(t("report.tokens", lang, prompt=prompt, completion=completion, total=prompt + completion))
@@ -71,9 +71,9 @@ def fallback_note(analysis: Analysis, lang: str, escape: Callable[[str], str] = 
     return t("report.fallback_note", lang, reason=reason)
 
 
-def unanalysed_note(entry: Entry, lang: str) -> str:
-    """Why a commit has no analysis: a merge, or otherwise not analysed."""
-    return t("report.merge_note" if entry.is_merge else "report.unanalysed_note", lang)
+def unanalyzed_note(entry: Entry, lang: str) -> str:
+    """Why a commit has no analysis: a merge, or otherwise not analyzed."""
+    return t("report.merge_note" if entry.is_merge else "report.unanalyzed_note", lang)
 
 
 def no_message(lang: str) -> str:

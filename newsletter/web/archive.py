@@ -24,7 +24,7 @@ from ..reports.wording import (
     no_message,
     notes,
     stats_line,
-    unanalysed_note,
+    unanalyzed_note,
 )
 from ..text import plain, rich_html, truncate
 
@@ -103,7 +103,7 @@ def report_helpers(lang: str) -> dict[str, Callable[..., Any]]:
         "importance_html": importance_html,
         "change_type_label": lambda analysis: change_type_label(analysis, lang),
         "fallback_note": lambda analysis: fallback_note(analysis, lang),
-        "unanalysed_note": lambda entry: unanalysed_note(entry, lang),
+        "unanalyzed_note": lambda entry: unanalyzed_note(entry, lang),
     }
 
 

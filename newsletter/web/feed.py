@@ -68,7 +68,7 @@ def _entry_html(report: DailyReport, url: str) -> str:
     for group, entries in report.groups():
         items = []
         for entry in entries:
-            summary = rich_html(entry.analysis.summary) if entry.analysis else words["unanalysed_note"](entry)
+            summary = rich_html(entry.analysis.summary) if entry.analysis else words["unanalyzed_note"](entry)
             items.append(Markup('<li><a href="{}">{}</a> — {}</li>').format(
                 f"{url}#{entry.anchor}", words["title"](entry), summary))
         parts.append(Markup("<h3>{}</h3><ul>{}</ul>").format(
