@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from ..i18n import LANGUAGES
+from ..i18n import LANGUAGES, t
 from ..sources.commit import CommitRecord
 from ..text import plain
 from .bots import DEFAULT_BOT_LOGINS, is_bot
@@ -110,209 +110,13 @@ _KEYWORD_TYPES = (
     (re.compile(r"^(?:release|prepare release|bump version|v?\d+\.\d+(?:\.\d+)?$)", re.IGNORECASE), "chore"),
 )
 
-_LABELS = {
-    "en": {
-        "feature": "feature", "fix": "bug-fix", "performance": "performance", "refactor": "refactoring",
-        "security": "security", "docs": "documentation", "test": "test", "ci": "CI", "build": "build",
-        "dependencies": "dependency", "style": "style", "chore": "maintenance", "revert": "revert",
-        "merge": "merge", "other": "unclassified",
-    },
-    "zh": {
-        "feature": "新功能", "fix": "缺陷修复", "performance": "性能", "refactor": "重构", "security": "安全",
-        "docs": "文档", "test": "测试", "ci": "CI", "build": "构建", "dependencies": "依赖",
-        "style": "代码风格", "chore": "维护", "revert": "回滚", "merge": "合并", "other": "未归类",
-    },
-}
-
-# Every sentence the heuristic writes, in both languages; fields are filled with str.format.
-_TEXT = {
-    "summary": (
-        "{Label} commit by {author}: “{subject}” ({files}, +{add:,}/-{dele:,}); summarised from the commit metadata, "
-        "not from reading the code.",
-        "{author} 提交的{label}变更：“{subject}”（{files}，+{add:,}/-{dele:,}）；依据提交元数据概括，未分析代码。",
-    ),
-    "summary_bot": (
-        "Automated {label} commit by {author}: “{subject}”.",
-        "{author} 自动提交的{label}变更：“{subject}”。",
-    ),
-    "summary_merge": (
-        "Merges {n} commits (merge by {author}): “{subject}”.",
-        "合并了 {n} 个提交（由 {author} 合并）：“{subject}”。",
-    ),
-    "reason_bot": (
-        "Automated commit by {author}, rated low as routine maintenance.",
-        "由自动化账号 {author} 提交，属于常规维护，评为低。",
-    ),
-    "reason_merge": (
-        "A merge commit only combines changes that are analysed on their own.",
-        "合并提交只是汇合各自单独分析的变更。",
-    ),
-    "reason_breaking": (
-        "The message marks a breaking change, so dependants may have to adapt.",
-        "提交信息标注了破坏性变更，依赖方可能需要适配。",
-    ),
-    "reason_typo": (
-        "A typo or wording fix does not change behaviour.",
-        "错别字或措辞修正不会改变行为。",
-    ),
-    "reason_security": (
-        "The message points to a security fix ({terms}).",
-        "提交信息指向安全修复（{terms}）。",
-    ),
-    "reason_security_type": (
-        "The commit is labelled as security work.",
-        "该提交被标注为安全相关工作。",
-    ),
-    "reason_docs": ("Documentation-only change with no effect on runtime behaviour.", "仅涉及文档，不影响运行时行为。"),
-    "reason_style": ("Formatting or style change with no effect on behaviour.", "仅为格式或代码风格调整，不影响行为。"),
-    "reason_test": ("Test-only change that does not alter shipped code.", "仅涉及测试，不改变发布的代码。"),
-    "reason_ci": ("CI configuration change that does not alter shipped code.", "仅涉及 CI 配置，不改变发布的代码。"),
-    "reason_chore": ("Routine maintenance with no expected behavioural change.", "常规维护，预计不改变行为。"),
-    "reason_dependencies": (
-        "Routine dependency update with no security signal in the message.",
-        "常规依赖更新，提交信息中没有安全相关迹象。",
-    ),
-    "reason_core": (
-        "{Label} change touching core paths ({paths}).",
-        "触及核心路径（{paths}）的{label}变更。",
-    ),
-    "reason_large": (
-        "Large {label} change: {lines} in {files} across {modules}.",
-        "规模较大的{label}变更：{modules}、{files}，共 {lines}。",
-    ),
-    "reason_sized": (
-        "{Label} change of moderate size ({lines} in {files}).",
-        "中等规模的{label}变更（{files}，{lines}）。",
-    ),
-    "reason_refactor": (
-        "Refactoring can shift behaviour even without new features ({lines} in {files}).",
-        "重构即使不加新功能也可能改变行为（{files}，{lines}）。",
-    ),
-    "reason_revert": (
-        "Reverting earlier work changes shipped behaviour back.",
-        "回滚先前的改动会使已发布的行为发生回退。",
-    ),
-    "reason_build": ("Build configuration change ({lines} in {files}).", "构建配置变更（{files}，{lines}）。"),
-    "reason_other_notable": (
-        "Unclassified change of notable size ({lines} in {files}).",
-        "未归类但规模较大的变更（{files}，{lines}）。",
-    ),
-    "reason_other_small": (
-        "Small unclassified change ({lines} in {files}).",
-        "未归类的小变更（{files}，{lines}）。",
-    ),
-    "arch_none": (
-        "No file list is available, so the architectural impact cannot be judged from the metadata.",
-        "没有文件列表，无法从元数据判断架构影响。",
-    ),
-    "arch_cross": (
-        "Spans {n} modules ({modules}), so the change crosses module boundaries; inferred from file paths.",
-        "涉及 {n} 个模块（{modules}），属于跨模块变更；依据文件路径推断。",
-    ),
-    "arch_files": (
-        "Adds {added} and removes {removed} in {modules}; inferred from file paths.",
-        "在 {modules} 中新增 {added}、删除 {removed}；依据文件路径推断。",
-    ),
-    "arch_added": (
-        "Adds {added} in {modules}; inferred from file paths.",
-        "在 {modules} 中新增 {added}；依据文件路径推断。",
-    ),
-    "arch_removed": (
-        "Removes {removed} from {modules}; inferred from file paths.",
-        "从 {modules} 中删除 {removed}；依据文件路径推断。",
-    ),
-    "arch_local": (
-        "Contained in {modules}; no structural change is evident from file paths.",
-        "集中在 {modules}；从文件路径看不出结构性变化。",
-    ),
-    "perf_yes": (
-        "The message marks this as performance work; confirm the gain with a benchmark.",
-        "提交信息表明这是性能优化；请用基准测试确认收益。",
-    ),
-    "perf_no": (
-        "No performance-relevant change detected from paths or message.",
-        "从路径和提交信息中未发现与性能相关的变更。",
-    ),
-    "sec_terms": (
-        "The message mentions {terms}; review the fix and its test coverage carefully.",
-        "提交信息提到 {terms}；请仔细审查修复及其测试覆盖。",
-    ),
-    "sec_type": (
-        "The commit is labelled as security work; review it carefully.",
-        "该提交被标注为安全相关工作；请仔细审查。",
-    ),
-    "sec_paths": (
-        "Touches security-sensitive paths ({paths}), though the message names no security issue.",
-        "触及安全敏感路径（{paths}），但提交信息未提及安全问题。",
-    ),
-    "sec_no": (
-        "No security-relevant change detected from paths or message.",
-        "从路径和提交信息中未发现与安全相关的变更。",
-    ),
-    "risk_breaking": (
-        "Breaking change: dependent code or configuration may stop working until migrated.",
-        "破坏性变更：依赖方的代码或配置在迁移前可能无法工作。",
-    ),
-    "risk_security": (
-        "Security fix: an incomplete patch or a missing backport could leave users exposed.",
-        "安全修复：补丁不完整或未向旧版本移植可能使用户继续暴露于风险。",
-    ),
-    "risk_large": (
-        "A large change ({lines} in {files}) is hard to review thoroughly.",
-        "大规模变更（{files}，{lines}）难以全面审查。",
-    ),
-    "risk_untested": (
-        "No test files changed alongside this {label} change.",
-        "此{label}变更未同时修改任何测试文件。",
-    ),
-    "risk_removed": (
-        "Removes {removed}; callers of the removed code may break.",
-        "删除了 {removed}；调用被删除代码的地方可能出错。",
-    ),
-    "risk_dependencies": (
-        "Dependency updates can bring upstream behaviour changes.",
-        "依赖更新可能带来上游的行为变化。",
-    ),
-    "risk_revert": (
-        "Reverting may bring back the problem the original change addressed.",
-        "回滚可能重新引入原改动所解决的问题。",
-    ),
-    "risk_bot": (
-        "Automated change; its correctness rests on the bot's configuration and CI.",
-        "自动化变更；其正确性依赖机器人的配置和 CI。",
-    ),
-    "risk_merge": (
-        "No risk beyond that of the merged commits themselves.",
-        "除被合并的提交本身外，没有额外风险。",
-    ),
-    "risk_none": (
-        "No specific risk is evident from the commit metadata.",
-        "从提交元数据看不出特定风险。",
-    ),
-    "rec_breaking": ("Document the migration path in the release notes.", "在发布说明中写明迁移方法。"),
-    "rec_security": (
-        "Release the fix promptly and check whether older versions need a backport.",
-        "尽快发布修复，并确认旧版本是否需要移植补丁。",
-    ),
-    "rec_untested": ("Add or update tests that cover the change.", "补充或更新覆盖此变更的测试。"),
-    "rec_large": ("Review the change in smaller parts, module by module.", "按模块分批审查此变更。"),
-    "rec_dependencies": (
-        "Check that CI passed and skim the upstream changelog before releasing.",
-        "发布前确认 CI 通过并浏览上游变更日志。",
-    ),
-    "rec_performance": ("Benchmark before and after to confirm the improvement.", "在改动前后做基准测试以确认提升。"),
-    "rec_bot": ("No action needed beyond checking that CI passed.", "除确认 CI 通过外无需其他操作。"),
-    "rec_merge": ("See the analyses of the merged commits.", "请查看被合并提交各自的分析。"),
-    "rec_none": ("No action needed beyond the usual review.", "除常规审查外无需其他操作。"),
-    "no_subject": ("(no commit message)", "（无提交信息）"),
-    "no_files": ("(no file list)", "（无文件列表）"),
-    "unknown_author": ("an unknown author", "未知作者"),
-}
-
-
 def _t(key: str, language: str, **fields: object) -> str:
-    text = _TEXT[key][0 if language == "en" else 1]
-    return text.format(**fields) if fields else text
+    return t(f"heuristic.{key}", language, **fields)
+
+
+def _label(kind: str, language: str) -> str:
+    """The change type as the heuristic's sentences name it ("bug-fix", "缺陷修复")."""
+    return t(f"heuristic.label.{kind}", language)
 
 
 def _count(n: int, language: str, en_one: str, en_many: str, zh_unit: str) -> str:
@@ -488,7 +292,7 @@ def _is_large(facts: _Facts) -> bool:
 def _importance(facts: _Facts, language: str, author: str, *, bot: bool) -> tuple[Importance, str]:
     """Importance and its one-sentence reason, by the floor rules in the module docstring."""
     kind = facts.change_type
-    label = _LABELS[language][kind]
+    label = _label(kind, language)
     sizes = {"lines": _lines(facts.lines, language), "files": _files(facts.files, language)}
     if kind == "merge":
         return Importance.LOW, _t("reason_merge", language)
@@ -572,7 +376,7 @@ def _risks_and_recommendations(facts: _Facts, importance: Importance, language: 
         risks.append(_t("risk_large", language, **sizes))
         recommendations.append(_t("rec_large", language))
     if untested:
-        risks.append(_t("risk_untested", language, label=_LABELS[language][kind]))
+        risks.append(_t("risk_untested", language, label=_label(kind, language)))
         recommendations.append(_t("rec_untested", language))
     if facts.removed and kind not in _LOW_TYPES:
         risks.append(_t("risk_removed", language, removed=_files(facts.removed, language)))
@@ -592,7 +396,7 @@ def analyze_heuristic(commit: CommitRecord, language: str, *, bot: bool = False)
         raise ValueError(f"unsupported language {language!r}; expected one of {LANGUAGES}")
     facts = _facts(commit)
     kind = facts.change_type
-    label = _LABELS[language][kind]
+    label = _label(kind, language)
     author = plain(commit.author_login or commit.author_name or "", 60) or _t("unknown_author", language)
     subject = plain(facts.subject, MAX_SUBJECT_CHARS) or _t("no_subject", language)
     importance, reason = _importance(facts, language, author, bot=bot)

@@ -5,13 +5,13 @@ str.format fields.
 """
 from __future__ import annotations
 
-from . import archive_strings, email_strings, report_strings, site_strings
+from . import archive_strings, email_strings, heuristic_strings, report_strings, site_strings
 
 LANGUAGES = ("zh", "en")  # every language a subscriber can read; reports are made in each
 DEFAULT_LANGUAGE = "en"
 
 _CATALOG: dict[str, dict[str, str]] = {}
-for _module in (site_strings, report_strings, email_strings, archive_strings):
+for _module in (site_strings, report_strings, email_strings, archive_strings, heuristic_strings):
     for _key, _value in _module.CATALOG.items():
         if _key in _CATALOG:
             raise RuntimeError(f"duplicate translation key {_key!r}")
