@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from rq import Queue
 from rq.job import Dependency
 
+from newsletter.models import RunStatus
 from newsletter.reports import days, run
 
 from .context import job_session, redis_connection
@@ -19,26 +20,42 @@ ANALYSIS_QUEUE = "analysis"
 DAY = 24 * 3600
 
 
+# How far back the scheduler looks for runs that failed or went stale, to resume them.
+RESUME_DAYS = 7
+
+
 def tick() -> str:
-    """The cron entry: start the daily run if DIGEST_CRON fired in DIGEST_TIMEZONE just now."""
-    with job_session() as (config, _session):
+    """The cron entry: start the daily run if DIGEST_CRON fired in DIGEST_TIMEZONE just now, after
+    resuming any recent run that failed or went stale."""
+    with job_session() as (config, session):
         day = days.due_report_date(config["DIGEST_CRON"], config["DIGEST_TIMEZONE"], datetime.now(UTC))
-    if day is None:
-        return "not due"
-    return start_daily(day.isoformat(), trigger="cron")
+        if day is None:
+            return "not due"
+        behind = run.unfinished_days(session, day - timedelta(days=RESUME_DAYS), run.run_lease(config))
+    messages = [start_daily(d.isoformat(), trigger="cron") for d in behind if d != day]
+    return "; ".join([*messages, start_daily(day.isoformat(), trigger="cron")])
 
 
 def start_daily(day_iso: str | None = None, trigger: str = "manual") -> str:
-    """Create the day's run (once: the database guard) and enqueue its jobs."""
+    """Create the day's run (or resume it when it failed or went stale) and enqueue its jobs."""
     with job_session() as (config, session):
         day = date.fromisoformat(day_iso) if day_iso else None
-        opened = run.open_run(session, day, trigger, config["DIGEST_TIMEZONE"])
+        opened = run.open_run(session, day, trigger, config["DIGEST_TIMEZONE"], lease=run.run_lease(config))
         if opened is None:
             day = day or run.resolve_day(None, config["DIGEST_TIMEZONE"])[0]
+            if run.run_status(session, day) is RunStatus.RUNNING:
+                log.info("the run for %s is in progress; nothing to do", day)
+                return f"{day}: in progress"
             log.info("the run for %s exists already; nothing to do", day)
             return f"{day}: already ran"
-        enqueue_run(config, opened)
-        return f"{opened.date}: {len(opened.repo_run_ids)} repositories enqueued"
+        try:
+            enqueue_run(config, opened)
+        except Exception as exc:
+            # Redis is unreachable, say: without jobs the run would wait forever; a rerun resumes it.
+            run.fail_run(session, opened.run_id, f"could not enqueue the repository jobs: {type(exc).__name__}: {exc}")
+            raise
+        verb = "resumed" if opened.resumed else "enqueued"
+        return f"{opened.date}: {len(opened.repo_run_ids)} repositories {verb}"
 
 
 def job_id(*parts: object) -> str:
@@ -71,9 +88,13 @@ def process_repository(repo_run_id: int) -> str:
 
 
 def finish_daily(run_id: int) -> dict[str, Any]:
-    """Close the run, then start the email fan-out for its date."""
+    """Close the run; once it is done, start the email fan-out for its date."""
     with job_session() as (_config, session):
         summary = run.close_run(session, run_id)
-    log.info("daily run %s finished: %s", summary["date"], summary)
+    if summary["status"] != RunStatus.DONE.value:
+        log.error("daily run %s is not done (%s); its emails wait until a rerun completes it",
+                  summary["date"], summary["error"])
+        return summary
+    log.info("daily run %s done: %s", summary["date"], summary)
     summary["delivery"] = start_delivery(summary["date"])
     return summary

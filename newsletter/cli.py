@@ -36,6 +36,7 @@ from .delivery.confirmations import send_confirmation
 from .delivery.mailers import make_mailer
 from .demo import run_demo
 from .errors import NewsletterError, ValidationError
+from .models import RunStatus
 from .reports import days, run, store
 from .sources.router import is_local_repository
 from .subscribers import subscriptions
@@ -161,14 +162,20 @@ def run_daily_command(day: datetime | None, sync: bool, retry_fallbacks: bool) -
     except ValidationError as exc:
         raise click.UsageError(str(exc)) from None
     if summary is None:
-        click.echo(f"the run for {(when or run.resolve_day(None, config['DIGEST_TIMEZONE'])[0])} "
-                   "has already been made; nothing to do")
+        which = when or run.resolve_day(None, config["DIGEST_TIMEZONE"])[0]
+        if run.run_status(session, which) is RunStatus.RUNNING:
+            click.echo(f"the run for {which} is in progress elsewhere; nothing to do")
+        else:
+            click.echo(f"the run for {which} has already been made; nothing to do")
         return
     click.echo(f"{summary['date']}: {summary['ok']}/{summary['repositories']} repositories reported, "
                f"{summary['new_commits']} new commits, {summary['github_requests']} GitHub requests, "
                f"{summary['llm_calls']} LLM calls")
     for name, error in summary["failed"].items():
         click.echo(f"  failed: {name}: {error}", err=True)
+    if summary["status"] != RunStatus.DONE.value:
+        raise click.ClickException(f"the run for {summary['date']} is not done: {summary['error']}; "
+                                   "run it again to resume it (its emails wait until then)")
     _echo_delivery(_deliver_now(date.fromisoformat(summary["date"])))
 
 

@@ -71,8 +71,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DIGEST_TIMEZONE", "UTC", "IANA time zone of DIGEST_CRON and of report days (a report day is a calendar day in this zone)."),
     Setting("JOB_TIMEOUT", "1800", "Seconds an RQ repository job may run.", "int"),
     Setting("LOCAL_REPOSITORIES", "", "Local git repositories served under an owner/name: `local/app=/srv/git/app.git,team/x=/path` (self-hosted git, the demo)."),
+    Setting("PUBLIC_LOCAL_REPOSITORIES", "0", "1 makes LOCAL_REPOSITORIES public: anyone may subscribe to them on the site and their archive is public. 0: like private GitHub repositories, only `newsletter subscribe` can add them and their archive answers 404.", "bool"),
     # Delivery
     Setting("DELIVERY_BATCH_SIZE", "500", "Subscribers per fan-out job on the email queue.", "int"),
+    Setting("DELIVERY_RETRY_HOURS", "24", "Hours an email that failed for a transient reason (connection refused, timeout, 429, 5xx) keeps being retried, with backoff, before it is marked failed.", "int"),
+    Setting("SENDGRID_TIMEOUT", "30", "Seconds one request to SendGrid may take before it counts as a transient failure.", "float"),
+    Setting("CONFIRM_EMAILS_PER_DAY", "3", "Confirmation emails one address can be sent in 24 hours, however many client addresses ask.", "int"),
     Setting("DIGEST_HTML_BUDGET", "100000", "Largest email HTML in bytes (Gmail clips at about 102 KB); beyond it later commits collapse to one line.", "int"),
     Setting("LIST_UNSUBSCRIBE_MAILTO", "", "Optional address added to List-Unsubscribe as a mailto: target."),
 )

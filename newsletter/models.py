@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -102,6 +103,10 @@ class Subscription(Base):
     threshold: Mapped[Threshold] = mapped_column(_enum(Threshold, "threshold"), nullable=False, default=Threshold.MEDIUM)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
 
+    # Set when the operator subscribed someone (`newsletter subscribe`): only such a subscription may
+    # name a private repository (a private GitHub repository, or a local one).
+    granted: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
+
     subscriber: Mapped[Subscriber] = relationship(back_populates="subscriptions")
 
 
@@ -142,6 +147,9 @@ class Repository(Base):
     default_branch: Mapped[str | None] = mapped_column(String(255))
     watermark_sha: Mapped[str | None] = mapped_column(String(64))
     watermark_date: Mapped[date | None] = mapped_column(Date)
+    # Private repositories (GitHub's `private`, and local ones unless PUBLIC_LOCAL_REPOSITORIES) have
+    # no public archive and reach only subscribers the operator granted them to.
+    private: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
 
@@ -223,10 +231,19 @@ class Report(Base):
 
 
 class RunStatus(str, enum.Enum):
-    """running → finished (every repository job finished or failed)."""
+    """running → done, or running → failed → running (resumed) → done.
+
+    running: repository jobs are at work; heartbeat_at moves on with each finished repository. A
+        running run whose heartbeat is older than its lease is stale and is resumed like a failed one.
+    failed: the run stopped before every repository had its report (a crash, a lost database or
+        Redis connection); a rerun resumes it, keeping every report already built.
+    done: every repository has its report for the day (a failed fetch has a failed report); the
+        day's emails may go.
+    """
 
     RUNNING = "running"
-    FINISHED = "finished"
+    FAILED = "failed"
+    DONE = "done"
 
 
 class DailyRun(Base):
@@ -244,6 +261,9 @@ class DailyRun(Base):
     trigger: Mapped[str] = mapped_column(String(20), nullable=False)  # cron | manual
     backfill: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=1, server_default="1")
+    error: Mapped[str | None] = mapped_column(Text)  # why the last attempt failed
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
@@ -308,6 +328,8 @@ class Delivery(Base):
     content_key: Mapped[str] = mapped_column(String(40), nullable=False, default="")
     claimed_by: Mapped[str | None] = mapped_column(String(300))  # host:pid of the job handing it over
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # A pending row after a transient failure: not to be sent again before this time.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     message_id: Mapped[str | None] = mapped_column(String(200))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)

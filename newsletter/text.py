@@ -160,3 +160,24 @@ def xml_text(value: object) -> str:
 def hex_digits(value: object) -> str:
     """The lower-case hex digits of a sha-like value, nothing else (safe in ids and code spans)."""
     return "".join(c for c in str(value or "").lower() if c in "0123456789abcdef")
+
+
+# Characters a database cannot hold: NUL (PostgreSQL refuses it in text and JSON) and lone surrogates
+# (not encodable as UTF-8). Both come from outside: a commit message, a patch, an LLM answer, a webhook.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(value: str) -> str:
+    """Text any database and UTF-8 encoder accepts: NUL and lone surrogates become U+FFFD."""
+    return _UNSTORABLE.sub("\ufffd", value)
+
+
+def storable_json(value: object) -> object:
+    """A JSON-like value (dicts, lists, strings, numbers) with every string, keys included, made storable."""
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, dict):
+        return {storable(k) if isinstance(k, str) else k: storable_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable_json(v) for v in value]
+    return value

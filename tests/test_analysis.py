@@ -441,7 +441,7 @@ def test_llm_failure_is_retried_then_falls_back_without_any_bad_output(fake, ana
     expected = analyze_heuristic(commit, "en")
     assert analysis == Analysis(**{**expected.__dict__, "fallback": True, "fallback_reason": reason,
                                    "prompt_tokens": analysis.prompt_tokens,
-                                   "completion_tokens": analysis.completion_tokens})
+                                   "completion_tokens": analysis.completion_tokens, "requests": 3})
     assert_complete(analysis, "en")
 
 

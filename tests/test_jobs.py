@@ -41,7 +41,7 @@ def test_daily_run_through_rq_worker(app, session, github):
     with app.app_context():
         message = start_daily(SEED_DATE.isoformat())
         assert message == "2026-01-24: 2 repositories enqueued"
-        assert start_daily(SEED_DATE.isoformat()) == "2026-01-24: already ran"
+        assert start_daily(SEED_DATE.isoformat()) == "2026-01-24: in progress"
     connection = redis.Redis.from_url(app.config["REDIS_URL"])
     queue = Queue("analysis", connection=connection)
     job_ids = queue.job_ids
@@ -49,7 +49,7 @@ def test_daily_run_through_rq_worker(app, session, github):
     run_worker_burst(app)
     session.expire_all()
     run = session.scalar(select(DailyRun).where(DailyRun.date == SEED_DATE))
-    assert run.status is RunStatus.FINISHED and run.finished_at is not None
+    assert run.status is RunStatus.DONE and run.finished_at is not None
     statuses = {r.repository.name: r.status.value for r in session.scalars(select(RepoRun))}
     assert statuses == {SEED_REPO: "ok", "ghost/missing": "failed"}
     reports = {(r.repository.name, r.language): r for r in session.scalars(select(Report))}
@@ -75,6 +75,6 @@ def test_tick_starts_the_run_only_when_due_and_once(app, session):
         app.config["DIGEST_CRON"] = "* * * * *"  # every minute: due now
         day = default_report_date(app.config["DIGEST_TIMEZONE"])
         assert tick() == f"{day}: 1 repositories enqueued"
-        assert tick() == f"{day}: already ran"
+        assert tick() == f"{day}: in progress"
     run = session.scalar(select(DailyRun))
     assert run.trigger == "cron" and run.backfill is False

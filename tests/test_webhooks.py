@@ -250,7 +250,7 @@ def test_provider_text_is_kept_to_one_bounded_line(client, session, signing_key)
     noisy = hard_bounce("ada@example.com", reason="550 no\r\nX-Injected: yes\x00" + "z" * 500)
     assert post(client, signing_key, [noisy]).get_json()["processed"] == 1
     reason = reload(session, subscriber).suppressed_reason
-    assert reason.startswith("bounce: 5.1.1 550 no X-Injected: yes z") and len(reason) == 200
+    assert reason.startswith("bounce: 5.1.1 550 no X-Injected: yes\ufffdz") and len(reason) == 200
     assert not any(c in reason for c in "\r\n\x00")
 
 

@@ -446,6 +446,11 @@ def apply_floor(commit: CommitRecord, analysis: Analysis) -> Analysis:
     elif kind in _LOW_TYPES and rule is Importance.LOW and analysis.importance is Importance.HIGH:
         forced = Importance.MEDIUM
         reason = _t(f"reason_{kind}", analysis.language)
+    elif analysis.change_type in _LOW_TYPES and analysis.importance is Importance.HIGH \
+            and not (facts.breaking or facts.security_terms):
+        # The model's own type says docs, style, test, ci or chore: at most medium, as for the heuristic.
+        forced = Importance.MEDIUM
+        reason = _t(f"reason_{analysis.change_type}", analysis.language)
     if forced is None:
         return analysis
     return replace(analysis, importance=forced, importance_reason=reason)

@@ -123,11 +123,14 @@ def parse_analysis(content: str, language: str, model: str) -> Analysis:
     )
 
 
+def _count(value: object) -> int:
+    """A token count the provider reported, if it is a plausible one (a non-negative integer)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
 def _usage(completion: object) -> tuple[int, int]:
     usage = getattr(completion, "usage", None)
-    prompt = getattr(usage, "prompt_tokens", 0)
-    completion_tokens = getattr(usage, "completion_tokens", 0)
-    return (prompt if isinstance(prompt, int) else 0), (completion_tokens if isinstance(completion_tokens, int) else 0)
+    return _count(getattr(usage, "prompt_tokens", 0)), _count(getattr(usage, "completion_tokens", 0))
 
 
 class LLMAnalyzer:
@@ -268,10 +271,10 @@ class LLMAnalyzer:
         else:
             # The rules no analysis may break hold for the model too: a typo fix is never high.
             return replace(apply_floor(commit, analysis), prompt_tokens=spent[0] + analysis.prompt_tokens,
-                           completion_tokens=spent[1] + analysis.completion_tokens)
+                           completion_tokens=spent[1] + analysis.completion_tokens, requests=tries[0])
         logger.warning("%s failed after %d attempts (%s); using the heuristic", what, tries[0], reason)
         return replace(analyze_heuristic(commit, language), fallback=True, fallback_reason=reason,
-                       prompt_tokens=spent[0], completion_tokens=spent[1])
+                       prompt_tokens=spent[0], completion_tokens=spent[1], requests=tries[0])
 
     def analyze_many(self, items: Sequence[tuple[CommitRecord, str]]) -> list[Analysis]:
         """Analyses of (commit, language) pairs in input order, LLM calls running concurrently."""

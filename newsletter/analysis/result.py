@@ -46,6 +46,7 @@ class Analysis:
     fallback_reason: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    requests: int = 0  # LLM HTTP requests this analysis cost, retries included (0 without an LLM)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -73,6 +74,7 @@ class Analysis:
             fallback_reason=data.get("fallback_reason"),
             prompt_tokens=int(data.get("prompt_tokens") or 0),
             completion_tokens=int(data.get("completion_tokens") or 0),
+            requests=int(data.get("requests") or 0),
         )
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -44,6 +44,7 @@ from ..sources.router import SourceRouter
 from ..subscribers.subscriptions import languages_for, watched_repositories
 from . import days
 from .markdown import render_markdown
+from ..text import plain, storable, storable_json
 from .model import DailyReport, build_report
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ log = logging.getLogger(__name__)
 # Patches are kept for re-analysis (--retry-fallbacks) but bounded: a prompt never holds more.
 STORED_PATCH_CHARS = 120_000
 ERROR_CHARS = 2000
+DEFAULT_LEASE = timedelta(minutes=40)
+LEASE_MARGIN = timedelta(minutes=10)
 
 
 # What a run needs from outside -------------------------------------------------------------------
@@ -82,12 +85,14 @@ def make_services(config: Mapping[str, Any], **analyzer_overrides: Any) -> Servi
 
 @dataclass(frozen=True)
 class OpenedRun:
-    """A run just created: its id, date, whether it is a backfill and its repositories' RepoRun ids."""
+    """A run ready for work: its id, date, whether it is a backfill, the RepoRun ids still to do, and
+    whether it resumes a failed or stale attempt (whose finished repositories are kept)."""
 
     run_id: int
     date: date
     backfill: bool
     repo_run_ids: tuple[int, ...]
+    resumed: bool = False
 
 
 def resolve_day(day: date | None, timezone: str, now: datetime | None = None) -> tuple[date, bool]:
@@ -100,30 +105,101 @@ def resolve_day(day: date | None, timezone: str, now: datetime | None = None) ->
     return day, day < default
 
 
-def open_run(session: Session, day: date | None, trigger: str, timezone: str,
-             now: datetime | None = None) -> OpenedRun | None:
-    """Create the day's run and its repositories' parts, committed; None when the day has a run already."""
+def run_lease(config: Mapping[str, Any]) -> timedelta:
+    """How long a running run may go without a heartbeat before it counts as stale: one repository
+    job's time limit (RQ stops the job by then) and a margin."""
+    return timedelta(seconds=int(config.get("JOB_TIMEOUT") or 1800)) + LEASE_MARGIN
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; they were written as UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def is_stale(run: DailyRun, lease: timedelta, now: datetime | None = None) -> bool:
+    """A running run whose last sign of life is older than the lease: its worker is gone."""
+    last = run.heartbeat_at or run.started_at
+    return run.status is RunStatus.RUNNING and (now or utcnow()) - _aware(last) > lease
+
+
+def open_run(session: Session, day: date | None, trigger: str, timezone: str, now: datetime | None = None,
+             lease: timedelta = DEFAULT_LEASE) -> OpenedRun | None:
+    """The day's run, committed and ready for work; None when it is done or running within its lease.
+
+    A new day gets a run and a pending RepoRun per watched repository. A failed or stale run is
+    resumed: repositories that have their report keep it, the others (and repositories watched
+    since) are pending again.
+    """
     day, backfill = resolve_day(day, timezone, now)
-    run = DailyRun(date=day, trigger=trigger, backfill=backfill, status=RunStatus.RUNNING)
-    try:
-        with session.begin_nested():
-            session.add(run)
-    except IntegrityError:
+    run = session.scalar(select(DailyRun).where(DailyRun.date == day))
+    resumed = run is not None
+    if run is None:
+        run = DailyRun(date=day, trigger=trigger, backfill=backfill, status=RunStatus.RUNNING, heartbeat_at=utcnow())
+        try:
+            with session.begin_nested():
+                session.add(run)
+        except IntegrityError:  # another trigger created it a moment ago
+            session.rollback()
+            return None
+    elif run.status is RunStatus.DONE or (run.status is RunStatus.RUNNING and not is_stale(run, lease)):
         session.rollback()
         return None
-    repo_runs = []
+    else:
+        log.warning("resuming the %s run of %s (attempt %d; last error: %s)",
+                    "stale" if run.status is RunStatus.RUNNING else "failed", day, run.attempts + 1, run.error)
+        run.status, run.error, run.heartbeat_at, run.finished_at = RunStatus.RUNNING, None, utcnow(), None
+        run.attempts += 1
+    existing = {r.repository_id: r for r in session.scalars(select(RepoRun).where(RepoRun.run_id == run.id))}
+    todo = []
     for name in sorted(watched_repositories(session)):
         repository = session.scalar(select(Repository).where(Repository.name == name))
         if repository is None:
             repository = Repository(name=name)
             session.add(repository)
             session.flush()
-        repo_run = RepoRun(run_id=run.id, repository_id=repository.id, status=RepoRunStatus.PENDING)
-        session.add(repo_run)
-        repo_runs.append(repo_run)
+        repo_run = existing.pop(repository.id, None)
+        if repo_run is None:
+            repo_run = RepoRun(run_id=run.id, repository_id=repository.id, status=RepoRunStatus.PENDING)
+            session.add(repo_run)
+        if repo_run.status is RepoRunStatus.PENDING:
+            todo.append(repo_run)
+    # A repository nobody watches any more but that was part of the run is still owed its report.
+    todo += [r for r in existing.values() if r.status is RepoRunStatus.PENDING]
     session.flush()
     session.commit()
-    return OpenedRun(run.id, day, backfill, tuple(r.id for r in repo_runs))
+    return OpenedRun(run.id, day, backfill, tuple(r.id for r in todo), resumed)
+
+
+def fail_run(session: Session, run_id: int, error: str) -> None:
+    """Record that the run stopped before it was done (committed, in a fresh transaction): resumable."""
+    session.rollback()
+    run = session.get_one(DailyRun, run_id)
+    if run.status is not RunStatus.DONE:
+        run.status, run.error = RunStatus.FAILED, plain(error, ERROR_CHARS)
+        session.commit()
+        log.error("the run of %s failed: %s", run.date, error)
+
+
+def heartbeat(session: Session, run_id: int) -> None:
+    """Show the run is alive (part of the caller's transaction)."""
+    session.execute(update(DailyRun).where(DailyRun.id == run_id).values(heartbeat_at=utcnow()))
+
+
+def run_status(session: Session, day: date) -> RunStatus | None:
+    """The state of the day's run, or None when there is none."""
+    return session.scalar(select(DailyRun.status).where(DailyRun.date == day))
+
+
+def day_is_ready(session: Session, day: date) -> bool:
+    """Whether every repository has its report for day: only then may the day's emails go."""
+    return run_status(session, day) is RunStatus.DONE
+
+
+def unfinished_days(session: Session, since: date, lease: timedelta) -> list[date]:
+    """Days from since on whose run failed or went stale: the scheduler resumes them."""
+    runs = session.scalars(select(DailyRun).where(DailyRun.date >= since, DailyRun.status != RunStatus.DONE)
+                           .order_by(DailyRun.date))
+    return [r.date for r in runs if r.status is RunStatus.FAILED or is_stale(r, lease)]
 
 
 # 2a. Collect ---------------------------------------------------------------------------------------
@@ -154,7 +230,8 @@ def _capped(record: CommitRecord) -> dict[str, Any]:
         files.append(FileChange(change.filename, change.status, change.additions, change.deletions, patch))
     data = record.to_dict()
     data["files"] = [f.__dict__ for f in files]
-    return data
+    # Commit text is outside text: NUL and lone surrogates would be refused by the database.
+    return storable_json(data)  # type: ignore[return-value]
 
 
 def collect(session: Session, services: Services, repository: Repository, day: date, backfill: bool) -> Collected:
@@ -217,24 +294,25 @@ def pending_analyses(session: Session, commits: list[FetchedCommit], languages: 
             if len(commit.record.get("parents") or ()) <= 1 and (commit.id, language) not in cache]
 
 
-def analyze(session: Session, services: Services, pending: list[tuple[FetchedCommit, str]]) -> int:
-    """Analyse and store every pending pair; returns the LLM calls made."""
+def analyze_pending(session: Session, services: Services, pending: list[tuple[FetchedCommit, str]]) -> dict[int, int]:
+    """Analyze and store every pending pair; returns the LLM HTTP requests made, per repository id."""
     if not pending:
-        return 0
+        return {}
     analyzer = services.analyzer
-    calls_before = analyzer.calls
     analyses = analyzer.analyze_many([(CommitRecord.from_dict(c.record), lang) for c, lang in pending])
+    requests: dict[int, int] = {}
     for (commit, language), analysis in zip(pending, analyses, strict=True):
         _store_analysis(session, commit, language, analyzer.model, analysis)
+        requests[commit.repository_id] = requests.get(commit.repository_id, 0) + analysis.requests
     session.flush()
-    return analyzer.calls - calls_before
+    return requests
 
 
 def _store_analysis(session: Session, commit: FetchedCommit, language: str, model: str, analysis: Analysis,
                     existing: CommitAnalysis | None = None) -> CommitAnalysis:
     row = existing or CommitAnalysis(commit_id=commit.id, language=language, model=model,
                                      prompt_version=PROMPT_VERSION)
-    row.analysis = analysis.to_dict()
+    row.analysis = storable_json(analysis.to_dict())  # type: ignore[assignment]
     row.fallback = analysis.fallback
     row.prompt_tokens = analysis.prompt_tokens
     row.completion_tokens = analysis.completion_tokens
@@ -276,8 +354,8 @@ def _store_report(session: Session, repository: Repository, report: DailyReport)
     counts = report.counts()
     row.status = ReportStatus.FAILED if report.failed else ReportStatus.OK
     row.analyzer = report.analyzer
-    row.data = report.to_json()
-    row.markdown = render_markdown(report)
+    row.data = storable_json(report.to_json())  # type: ignore[assignment]
+    row.markdown = storable(render_markdown(report))
     row.total, row.high, row.medium, row.low = counts["total"], counts["high"], counts["medium"], counts["low"]
     row.prompt_tokens = report.prompt_tokens()
     row.completion_tokens = report.completion_tokens()
@@ -296,15 +374,32 @@ def run_repository(session: Session, services: Services, repo_run_id: int) -> Re
     try:
         collected = collect(session, services, repository, run.date, run.backfill)
         pending = pending_analyses(session, collected.commits, languages, services.analyzer.model)
-        repo_run.llm_calls = analyze(session, services, pending)
+        repo_run.llm_calls = sum(analyze_pending(session, services, pending).values())
         assemble(session, services, repository, run.date, languages, collected.commits)
         _finish_repository(repository, repo_run, run.date, collected)
     except SourceError as exc:
         session.rollback()
         _fail_repository(session, services, repo_run_id, str(exc))
         repo_run = session.get_one(RepoRun, repo_run_id)
+    except Exception as exc:
+        # Not the repository's fault (the database, a bug): it stays pending, so the run cannot be
+        # done and a rerun builds its report.
+        session.rollback()
+        _record_crash(session, repo_run_id, exc)
+        raise
+    heartbeat(session, repo_run.run_id)
     session.commit()
     return repo_run
+
+
+def _record_crash(session: Session, repo_run_id: int, exc: BaseException) -> None:
+    try:
+        repo_run = session.get_one(RepoRun, repo_run_id)
+        repo_run.error = plain(f"{type(exc).__name__}: {exc}", ERROR_CHARS)
+        session.commit()
+    except Exception:  # the database may be what failed; the run's lease covers that case
+        session.rollback()
+        log.exception("could not record the crash of repository run %s", repo_run_id)
 
 
 def _finish_repository(repository: Repository, repo_run: RepoRun, day: date, collected: Collected) -> None:
@@ -333,13 +428,19 @@ def _fail_repository(session: Session, services: Services, repo_run_id: int, err
 # 3. Close the run -----------------------------------------------------------------------------------
 
 def close_run(session: Session, run_id: int) -> dict[str, Any]:
-    """Mark the run finished (repositories still pending failed with it) and return its summary."""
+    """Mark the run done when every repository has its report, else failed (resumable); its summary."""
     run = session.get_one(DailyRun, run_id)
-    session.execute(update(RepoRun).where(RepoRun.run_id == run_id, RepoRun.status == RepoRunStatus.PENDING)
-                    .values(status=RepoRunStatus.FAILED, error="the repository job did not finish",
-                            finished_at=utcnow()))
-    run.status = RunStatus.FINISHED
-    run.finished_at = utcnow()
+    unfinished = list(session.scalars(select(RepoRun).where(RepoRun.run_id == run_id,
+                                                           RepoRun.status == RepoRunStatus.PENDING)))
+    if unfinished:
+        names = ", ".join(r.repository.name for r in unfinished[:5])
+        run.status = RunStatus.FAILED
+        run.error = plain(f"{len(unfinished)} repositories have no report yet ({names}): "
+                          f"{unfinished[0].error or 'their job did not finish'}", ERROR_CHARS)
+        log.error("the run of %s failed: %s", run.date, run.error)
+    else:
+        run.status = RunStatus.DONE
+        run.finished_at = utcnow()
     session.commit()
     return run_summary(session, run)
 
@@ -354,6 +455,8 @@ def run_summary(session: Session, run: DailyRun) -> dict[str, Any]:
         "repositories": len(repo_runs),
         "ok": sum(r.status is RepoRunStatus.OK for r in repo_runs),
         "failed": {r.repository.name: r.error for r in repo_runs if r.status is RepoRunStatus.FAILED},
+        "unfinished": [r.repository.name for r in repo_runs if r.status is RepoRunStatus.PENDING],
+        "error": run.error,
         "new_commits": sum(r.new_commits for r in repo_runs),
         "github_requests": sum(r.github_requests for r in repo_runs),
         "llm_calls": sum(r.llm_calls for r in repo_runs),
@@ -365,13 +468,28 @@ def run_summary(session: Session, run: DailyRun) -> dict[str, Any]:
 def run_sync(session: Session, services: Services, day: date | None = None, trigger: str = "manual",
              progress: Callable[[str, int, int], None] | None = None,
              now: datetime | None = None) -> dict[str, Any] | None:
-    """Run day (default: yesterday) to the end in this process; None when it already ran.
+    """Run day (default: yesterday) to the end in this process, resuming it if it failed; None when
+    there is nothing to do (done, or running elsewhere within its lease).
 
-    progress(message, done, total) is called after each step.
+    progress(message, done, total) is called after each step. Any failure that is not one
+    repository's (the database, a bug) marks the run failed before it is raised, so a rerun resumes.
     """
-    opened = open_run(session, day, trigger, services.timezone, now)
+    opened = open_run(session, day, trigger, services.timezone, now, run_lease(services.config))
     if opened is None:
         return None
+    try:
+        _run_repositories(session, services, opened, progress)
+    except Exception as exc:
+        try:
+            fail_run(session, opened.run_id, f"{type(exc).__name__}: {exc}")
+        except Exception:  # the database may be what failed; the run's lease covers that case
+            log.exception("could not mark the run of %s failed", opened.date)
+        raise
+    return close_run(session, opened.run_id)
+
+
+def _run_repositories(session: Session, services: Services, opened: OpenedRun,
+                      progress: Callable[[str, int, int], None] | None) -> None:
     repo_runs = [session.get_one(RepoRun, i) for i in opened.repo_run_ids]
     total, done = 2 * len(repo_runs) + 1, 0
 
@@ -389,6 +507,7 @@ def run_sync(session: Session, services: Services, day: date | None = None, trig
         languages[repo_run.id] = languages_for(session, repository.name)
         try:
             collected[repo_run.id] = result = collect(session, services, repository, opened.date, opened.backfill)
+            heartbeat(session, opened.run_id)
             session.commit()
             pending += pending_analyses(session, result.commits, languages[repo_run.id], services.analyzer.model)
         except SourceError as exc:
@@ -396,22 +515,20 @@ def run_sync(session: Session, services: Services, day: date | None = None, trig
             _fail_repository(session, services, repo_run.id, str(exc))
             session.commit()
         step(f"fetched {repository.name}")
-    calls = analyze(session, services, pending)
+    requests = analyze_pending(session, services, pending)
+    heartbeat(session, opened.run_id)
     session.commit()
-    step(f"analyzed {len(pending)} commit-languages with {calls} LLM calls")
-    sent_to_llm: dict[int, int] = {}
-    for commit, _language in pending:
-        sent_to_llm[commit.repository_id] = sent_to_llm.get(commit.repository_id, 0) + 1
+    step(f"analyzed {len(pending)} commit-languages with {sum(requests.values())} LLM requests")
     for repo_run in repo_runs:
         if repo_run.id not in collected:
             continue
         repository = repo_run.repository
         assemble(session, services, repository, opened.date, languages[repo_run.id], collected[repo_run.id].commits)
         _finish_repository(repository, repo_run, opened.date, collected[repo_run.id])
-        repo_run.llm_calls = sent_to_llm.get(repository.id, 0) if calls else 0
+        repo_run.llm_calls = requests.get(repository.id, 0)
+        heartbeat(session, opened.run_id)
         session.commit()
         step(f"reported {repository.name}")
-    return close_run(session, opened.run_id)
 
 
 def retry_fallbacks(session: Session, services: Services, day: date) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..models import Delivery, Subscriber, WebhookEvent
-from ..text import plain
+from ..text import plain, storable_json
 from . import subscriptions
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,9 @@ def _parse(raw: object) -> _Event | None:
     if not isinstance(raw, dict):
         log.info("sendgrid event skipped: not an object")
         return None
+    # JSON escapes can carry NUL and lone surrogates, which the database cannot store.
+    raw = storable_json(raw)
+    assert isinstance(raw, dict)
     event_id = _field(raw.get("sg_event_id"), 200)
     if event_id is None:
         log.info("sendgrid %r event skipped: no usable sg_event_id", _field(raw.get("event"), 40))
