@@ -37,12 +37,13 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def plain(value: object, limit: int | None = None) -> str:
-    """Outside text as one line: control characters become spaces, bidi overrides go, spaces collapse.
+    """Outside text as one line: control characters become spaces, bidi overrides go, spaces collapse,
+    lone surrogates (which no encoder accepts) become U+FFFD.
 
     With a limit the result is cut to at most that many characters (see `truncate`).
     """
     text = _CONTROL.sub(" ", _BIDI.sub("", "" if value is None else str(value)))
-    text = _SPACES.sub(" ", text).strip()
+    text = _SPACES.sub(" ", _UNSTORABLE.sub("\ufffd", text)).strip()
     return truncate(text, limit) if limit is not None else text
 
 

@@ -62,7 +62,8 @@ def database_url(tmp_path_factory):
 @pytest.fixture(scope="session")
 def cleaner(database_url):
     """Empties every table after a test: one statement list, children before parents."""
-    engine = create_engine(database_url)
+    # pre_ping: a test may have PostgreSQL terminate connections (a simulated failover).
+    engine = create_engine(database_url, pool_pre_ping=True)
     tables = [f'"{t.name}"' for t in reversed(Base.metadata.sorted_tables)]
 
     def empty() -> None:

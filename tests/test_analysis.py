@@ -602,3 +602,20 @@ def test_model_importance_is_held_to_the_rules(title, model_says, shown):
             assert held.importance_reason == "The model's own reason."
         else:
             assert held.importance_reason != "The model's own reason."
+
+
+def test_negative_or_absurd_token_counts_from_a_provider_count_as_zero(fake, analyzer):
+    fake.script(Behaviour(usage={"prompt_tokens": -500, "completion_tokens": -3, "total_tokens": -503}))
+    analysis = analyzer.analyze(make_commit("feat: add CSV export"), "en")
+    assert not analysis.fallback and analysis.prompt_tokens == 0 and analysis.completion_tokens == 0
+    assert analysis.requests == 1
+
+
+@pytest.mark.parametrize("change_type", ["docs", "style", "test", "ci", "chore"])
+def test_a_model_that_types_a_commit_docs_cannot_rate_it_high(fake, analyzer, change_type):
+    # The title alone says nothing (no conventional prefix), so only the model's own type tells.
+    fake.script(Behaviour(answer={"change_type": change_type, "importance": "high",
+                                  "importance_reason": "The model thinks so."}))
+    analysis = analyzer.analyze(make_commit("Update the getting started page"), "en")
+    assert analysis.change_type == change_type and analysis.importance is Importance.MEDIUM
+    assert analysis.importance_reason != "The model thinks so."

@@ -63,6 +63,8 @@ class Behaviour:
     retry_after: float | None = None  # seconds, for rate_limited / unavailable / server_error
     delay: float = 0.0  # extra seconds before answering, for slow
     status: int | None = None  # override for server_error
+    answer: dict | None = None  # for ok: fields that replace those of the valid analysis
+    usage: dict | None = None  # for ok: the usage object to report instead of the counted one
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -130,6 +132,8 @@ class FakeOpenAI(LoopbackServer):
     def __init__(self, *, latency: float = 0.0, obey_injections: bool = False) -> None:
         self.latency = latency
         self.obey_injections = obey_injections
+        # Called with each request body before it is answered: tests inject faults elsewhere here.
+        self.on_request = None
         self._lock = threading.Lock()
         self._queue: deque[Behaviour] = deque()
         self._requests: list[dict] = []
@@ -186,7 +190,8 @@ class FakeOpenAI(LoopbackServer):
             self._in_flight -= 1
 
 
-def _completion(body: dict, content: str | None, *, finish_reason: str = "stop", refusal: str | None = None) -> dict:
+def _completion(body: dict, content: str | None, *, finish_reason: str = "stop", refusal: str | None = None,
+                usage: dict | None = None) -> dict:
     prompt_chars = sum(len(str(m.get("content") or "")) for m in body.get("messages") or [])
     completion_tokens = len(content or refusal or "") // 4 + 1
     prompt_tokens = prompt_chars // 4 + 1
@@ -201,8 +206,8 @@ def _completion(body: dict, content: str | None, *, finish_reason: str = "stop",
             "logprobs": None,
             "finish_reason": finish_reason,
         }],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
+        "usage": usage or {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                           "total_tokens": prompt_tokens + completion_tokens},
     }
 
 
@@ -257,6 +262,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         owner = self.owner
         behaviour = owner._next(body)
+        if owner.on_request is not None:
+            owner.on_request(body)
         try:
             delay = owner.latency + (behaviour.delay if behaviour.kind == "slow" else 0.0)
             if delay:
@@ -274,7 +281,10 @@ class _Handler(BaseHTTPRequestHandler):
         valid = json.dumps(fake_analysis(body), ensure_ascii=False)
         bad = json.dumps({**fake_analysis(body), "summary": f"{BAD_OUTPUT_MARKER} partial"}, ensure_ascii=False)
         if kind in ("ok", "slow"):
-            self._send(200, _completion(body, valid))
+            if behaviour.answer is not None:
+                # ASCII escapes, as a model's JSON can carry them (a lone surrogate arrives as \ud800).
+                valid = json.dumps({**fake_analysis(body), **behaviour.answer})
+            self._send(200, _completion(body, valid, usage=behaviour.usage))
         elif kind == "truncated":
             self._send(200, _completion(body, bad[: len(bad) // 2], finish_reason="length"))
         elif kind == "refusal":
