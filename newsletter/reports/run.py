@@ -42,9 +42,9 @@ from ..models import (
 from ..sources.commit import CommitRecord, FileChange
 from ..sources.router import SourceRouter
 from ..subscribers.subscriptions import languages_for, watched_repositories
+from ..text import plain, storable, storable_json
 from . import days
 from .markdown import render_markdown
-from ..text import plain, storable, storable_json
 from .model import DailyReport, build_report
 
 log = logging.getLogger(__name__)
