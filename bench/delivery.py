@@ -49,7 +49,17 @@ def setup(count: int) -> None:
     import render as day  # bench/render.py: the synthetic day
     from sqlalchemy import insert, select
 
-    from newsletter.models import Report, ReportStatus, Repository, Subscriber, SubscriberStatus, Subscription
+    from newsletter.models import (
+        DailyRun,
+        Report,
+        ReportStatus,
+        Repository,
+        RunStatus,
+        Subscriber,
+        SubscriberStatus,
+        Subscription,
+        utcnow,
+    )
 
     rng = random.Random(7)
     app = app_from_env()
@@ -64,6 +74,8 @@ def setup(count: int) -> None:
         session.add(Report(repository_id=ids[repo], date=day.DATE, language=lang, analyzer="bench-model",
                            status=ReportStatus(data["status"]), data=data, markdown="", total=counts["total"],
                            high=counts["high"], medium=counts["medium"], low=counts["low"]))
+    # The day's run is done (every repository has its report): only then does the fan-out plan it.
+    session.add(DailyRun(date=day.DATE, status=RunStatus.DONE, trigger="manual", finished_at=utcnow()))
     session.commit()
     popularity = [1 / (rank + 1) ** 1.1 for rank in range(len(repos))]
     for start in range(0, count, 5000):

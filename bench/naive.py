@@ -26,10 +26,10 @@ from newsletter.email.templates import compile_mjml
 
 
 def render_naive(config: Mapping[str, Any], date: datetime.date, reports: Reports,
-                 subscriber: SubscriberView) -> RenderedDigest | None:
+                 subscriber: SubscriberView, private: frozenset[str] = frozenset()) -> RenderedDigest | None:
     """One subscriber's email from scratch: Jinja for the whole email, then MRML (more compiles if over budget)."""
     lang = subscriber.language
-    sections = [section_plan(repo_day(config, date, repo, lang, reports.get((repo, lang))), threshold)
+    sections = [section_plan(repo_day(config, date, repo, lang, reports.get((repo, lang)), repo in private), threshold)
                 for repo, threshold in subscriptions_of(subscriber)]
     if not sections or not (any(s.shown_total for s in sections) or subscriber.send_empty):
         return None

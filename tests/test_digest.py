@@ -316,6 +316,51 @@ def test_footer_links_and_why():
     assert f"Unsubscribe: {BASE}/unsubscribe/u-token" in digest.text
 
 
+# Shared content for providers that substitute per-recipient values -------------------------------
+
+LOOKALIKES = "https://evil.example/steal?t=-rd-preferences-&u=-rd-unsubscribe-&e=-rd-email-"
+
+
+def test_shared_render_puts_placeholders_only_where_the_renderer_put_values():
+    """Per-recipient values go only into the renderer's own positions; filling them gives the personal email."""
+    tricky = [subscriber((SEED_REPO, "high"), (OTHER, "low"), address="a+b&c@example.com"),
+              subscriber((SEED_REPO, "medium"), language="zh", address="o'brien@example.com"),
+              subscriber((OTHER, "high"), send_empty=True, address="z@example.org")]
+    renderer = DigestRenderer(CONFIG, DAY, REPORTS)
+    for view in tricky:
+        shared = renderer.render(view, shared=True)
+        personal = both(view)
+        for content in (shared.html, shared.text, shared.subject):
+            assert view.email not in content and "p-token" not in content and "u-token" not in content
+        assert set(shared.substitutions) and all(key in shared.html + shared.text for key in shared.substitutions)
+        filled = shared.filled()
+        assert (filled.subject, filled.html, filled.text) == (personal.subject, personal.html, personal.text)
+        assert filled.headers == personal.headers and filled.substitutions == {}
+    # Over the size budget the same commits collapse: the budget counts the reader's own values.
+    config = {**CONFIG, "DIGEST_HTML_BUDGET": 60_000}
+    reports = huge_reports(120, 20)
+    view = subscriber((OTHER, "low"), address="a-rather-long.address+newsletter@example.com")
+    shared = DigestRenderer(config, DAY, reports).render(view, shared=True)
+    personal = both(view, reports, config=config)
+    assert personal.counts["collapsed"] > 0 and shared.counts == personal.counts
+    assert (shared.filled().html, shared.filled().text) == (personal.html, personal.text)
+
+
+def test_placeholder_lookalikes_and_the_readers_address_in_commit_text_stay_literal():
+    title = f"docs: see {LOOKALIKES} or mail reader@example.com"
+    reports = {(OTHER, "en"): custom_report("en", OTHER, [(title, "high")])}
+    view = subscriber((OTHER, "high"))
+    shared = DigestRenderer(CONFIG, DAY, reports).render(view, shared=True)
+    # The outside text is in the shared content as it is: not taken for a placeholder, not templated.
+    assert "steal?t=-rd-preferences-" in shared.text and "mail reader@example.com" in shared.text
+    assert not any(key in LOOKALIKES for key in shared.substitutions)
+    filled = shared.filled()
+    for content in (filled.html, filled.text):
+        assert "steal?t=-rd-preferences-&" in content.replace("&amp;", "&")
+        assert "p-token" not in content.split("evil.example", 1)[1].split("\n", 1)[0][:200]
+    assert filled.html == both(view, reports).html
+
+
 # Escaping -------------------------------------------------------------------------------------
 
 HOSTILE_TITLE = '<script>alert("t")</script> "><img src=x onerror=alert(1)> ' + HOSTILE_HEADER

@@ -9,6 +9,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message
 
+from newsletter.delivery import mailers
 from newsletter.delivery.mailers import OutboxMailer, SendGridMailer, SmtpMailer, make_mailer
 from newsletter.email.message import OutgoingMessage
 from newsletter.errors import DeliveryError
@@ -125,3 +126,87 @@ def test_make_mailer_picks_the_backend(tmp_path):
     assert make_mailer({**base, "MAIL_BACKEND": "outbox"}).name == "outbox"
     assert make_mailer({**base, "MAIL_BACKEND": "smtp"}).port == 2525
     assert make_mailer({**base, "MAIL_BACKEND": "sendgrid"}).name == "sendgrid"
+
+
+# Transient and permanent failures ------------------------------------------------------------------
+
+def _recipient(delivery_id: int, to: str) -> mailers.Recipient:
+    return mailers.Recipient(delivery_id, to, {}, {"List-Unsubscribe": f"<https://x.example/unsubscribe/{delivery_id}>"})
+
+
+def test_smtp_connection_refused_is_transient():
+    mailer = SmtpMailer("smtp://127.0.0.1:1", "news@example.com", timeout=2)
+    with pytest.raises(mailers.TransientDeliveryError, match="127.0.0.1:1"):
+        mailer.send(_message())
+
+
+def test_smtp_refused_recipient_is_permanent(smtp_server):
+    controller, handler = smtp_server
+
+    class Refusing(Message):
+        async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+            return "550 5.1.1 mailbox unavailable"
+
+        def handle_message(self, message):
+            raise AssertionError("nothing may arrive")
+
+    controller.handler = Refusing()
+    mailer = SmtpMailer(f"smtp://127.0.0.1:{controller.port}", "news@example.com", timeout=5)
+    with pytest.raises(DeliveryError, match="550") as caught:
+        mailer.send(_message())
+    assert not isinstance(caught.value, mailers.TransientDeliveryError)
+
+
+def test_sendgrid_5xx_past_the_retries_is_transient_and_4xx_is_not():
+    with FakeSendGrid() as fake:
+        fake.fail_next(503, count=3)
+        mailer = SendGridMailer(fake.api_key, "news@example.com", host=fake.url, max_retries=2, sleep=lambda _s: None)
+        with pytest.raises(mailers.TransientDeliveryError, match="503"):
+            mailer.send(_message())
+        fake.fail_next(429, headers={"Retry-After": "3600"})  # longer than it may wait in one request
+        with pytest.raises(mailers.TransientDeliveryError) as caught:
+            mailer.send(_message())
+        assert caught.value.retry_after == 3600
+        fake.fail_next(413)
+        with pytest.raises(DeliveryError, match="413") as refused:
+            mailer.send(_message())
+        assert not isinstance(refused.value, mailers.TransientDeliveryError)
+
+
+def test_sendgrid_group_resends_without_the_recipients_sendgrid_names():
+    with FakeSendGrid() as fake:
+        fake.invalid_addresses.update({"bad@example.com", "worse@example.com"})
+        mailer = SendGridMailer(fake.api_key, "news@example.com", host=fake.url, sleep=lambda _s: None)
+        group = [_recipient(1, "a@example.com"), _recipient(2, "bad@example.com"), _recipient(3, "b@example.com"),
+                 _recipient(4, "worse@example.com")]
+        with pytest.raises(mailers.PartialDelivery) as caught:
+            mailer.send_group("subject", "<p>html</p>", "text", group)
+        assert sorted(caught.value.refused) == [2, 4] and caught.value.deferred == {}
+        assert all("Does not contain a valid address" in why for why in caught.value.refused.values())
+        assert caught.value.message_id
+        assert fake.recipients() == ["a@example.com", "b@example.com"]
+        # Every recipient refused: nothing is sent and each says why.
+        with pytest.raises(mailers.PartialDelivery) as everyone:
+            mailer.send_group("subject", "<p>html</p>", "text", [_recipient(5, "bad@example.com")])
+        assert list(everyone.value.refused) == [5] and everyone.value.message_id == ""
+        assert len(fake.requests) == 1
+
+
+@pytest.mark.timeout(30)
+def test_sendgrid_request_that_never_answers_times_out_as_transient():
+    import time
+
+    with FakeSendGrid() as fake:
+        fake.hang_next(count=2)
+        mailer = SendGridMailer(fake.api_key, "news@example.com", host=fake.url, timeout=0.5, max_retries=1,
+                                sleep=lambda _s: None)
+        started = time.monotonic()
+        with pytest.raises(mailers.TransientDeliveryError, match="timed out"):
+            mailer.send(_message())
+        assert time.monotonic() - started < 5 and fake.attempts == 2
+
+
+def test_make_mailer_gives_sendgrid_its_timeout():
+    config = {"MAIL_BACKEND": "sendgrid", "MAIL_FROM": "n@example.com", "SENDGRID_API_KEY": "SG.x",
+              "SENDGRID_API_HOST": "http://127.0.0.1:9", "SENDGRID_TIMEOUT": 0.25}
+    assert make_mailer(config).timeout == 0.25

@@ -14,11 +14,13 @@ full-width column, and each piece document's head is checked to equal the skelet
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import re
+import secrets
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -38,7 +40,7 @@ from ..reports.wording import (
     unanalyzed_note,
 )
 from ..text import plain, rich_html, truncate
-from .headers import SubscriberView, list_headers, subject, subscriber_values
+from .headers import SubscriberView, list_headers, personal_values, subject, subscriber_values
 from .layout import (
     COLLAPSED_NOTE,
     TRUNCATED_NOTE,
@@ -77,10 +79,33 @@ FONT = "-apple-system,Segoe UI,Helvetica,Arial,PingFang SC,Microsoft YaHei,sans-
 
 Reports = Mapping[tuple[str, str], DailyReport]
 
+# Placeholders of shared content -------------------------------------------------------------------
+# A backend that takes one content for many recipients (SendGrid) fills each recipient's own address
+# and links in at placeholders, and so would any outside text (a commit message, an LLM summary)
+# that held one. So the renderer puts placeholders only where it puts those values, and each carries
+# a nonce drawn at random once per process: outside text cannot contain one, and a look-alike such as
+# "-rd-preferences-" stays literal. Text and HTML get their own (the HTML value is escaped); no
+# placeholder is a prefix of another, so a backend may substitute them in any order.
+PLACEHOLDER_NONCE = secrets.token_hex(8)
+_PERSONAL = {"email": "email", "preferences_url": "preferences", "unsubscribe_url": "unsubscribe"}
+TEXT_PLACEHOLDERS = {name: f"-rd-{PLACEHOLDER_NONCE}-{short}-t-" for name, short in _PERSONAL.items()}
+HTML_PLACEHOLDERS = {name: f"-rd-{PLACEHOLDER_NONCE}-{short}-h-" for name, short in _PERSONAL.items()}
+_PLACEHOLDER = re.compile(f"-rd-{PLACEHOLDER_NONCE}-(?:email|preferences|unsubscribe)-[th]-")
+
+
+def fill(content: str, substitutions: Mapping[str, str]) -> str:
+    """content with every placeholder replaced by its value, in one pass (a value is never read again)."""
+    return _PLACEHOLDER.sub(lambda match: substitutions[match.group()], content)
+
 
 @dataclass(frozen=True)
 class RenderedDigest:
-    """One subscriber's email, ready to send; counts say what it holds."""
+    """One subscriber's email, ready to send; counts say what it holds.
+
+    Rendered shared (DigestRenderer.render(..., shared=True)), subject, html and text hold
+    placeholders where the subscriber's own address and links go, and substitutions maps each
+    placeholder to its value; otherwise substitutions is empty and the values are in place.
+    """
 
     to: str
     subject: str
@@ -88,11 +113,21 @@ class RenderedDigest:
     text: str
     headers: dict[str, str]
     counts: dict[str, int]
+    substitutions: dict[str, str] = field(default_factory=dict)
+
+    def filled(self) -> RenderedDigest:
+        """The subscriber's own email: placeholders replaced by their values."""
+        if not self.substitutions:
+            return self
+        values = self.substitutions
+        return dataclasses.replace(self, subject=fill(self.subject, values), html=fill(self.html, values),
+                                   text=fill(self.text, values), substitutions={})
 
     def message(self) -> OutgoingMessage:
         """The email as an OutgoingMessage for a mailer."""
-        return OutgoingMessage(to=self.to, subject=self.subject, html=self.html, text=self.text,
-                               headers=dict(self.headers))
+        own = self.filled()
+        return OutgoingMessage(to=own.to, subject=own.subject, html=own.html, text=own.text,
+                               headers=dict(own.headers))
 
 
 # What the templates call --------------------------------------------------------------------------
@@ -206,11 +241,13 @@ def subscriptions_of(subscriber: SubscriberView) -> list[tuple[str, str]]:
 
 
 def finish(config: Mapping[str, Any], date: datetime.date, subscriber: SubscriberView, sections: list[Section],
-           counts: dict[str, int], html: str, text: str, fit: Fit, size: int) -> RenderedDigest:
+           counts: dict[str, int], html: str, text: str, fit: Fit, size: int,
+           substitutions: dict[str, str] | None = None) -> RenderedDigest:
     """The rendered email with its subject, headers and counts."""
     counts = {**counts, **fit_counts(sections, fit), "html_bytes": size}
     return RenderedDigest(to=subscriber.email, subject=subject(date, subscriber.language, sections, counts),
-                          html=html, text=text, headers=list_headers(config, subscriber), counts=counts)
+                          html=html, text=text, headers=list_headers(config, subscriber), counts=counts,
+                          substitutions=substitutions or {})
 
 
 # The renderer ------------------------------------------------------------------------------------
@@ -261,10 +298,12 @@ class _CompiledSection:
 class DigestRenderer:
     """Renders many subscribers' emails for one day, compiling each repository section only once."""
 
-    def __init__(self, config: Mapping[str, Any], date: datetime.date, reports: Reports):
+    def __init__(self, config: Mapping[str, Any], date: datetime.date, reports: Reports,
+                 private: frozenset[str] = frozenset()):
         self.config = config
         self.date = date
         self.reports = reports
+        self.private = private  # repositories without a public web report: no links to one
         self.budget = html_budget(config)
         self._skeletons: dict[str, _Skeleton] = {}
         self._pieces: dict[tuple[str, str], dict[tuple[str, ...], _Fragment]] = {}
@@ -310,7 +349,7 @@ class DigestRenderer:
         cached = self._pieces.get((repo, lang))
         if cached is None:
             started = time.perf_counter()
-            day = repo_day(self.config, self.date, repo, lang, self.reports.get((repo, lang)))
+            day = repo_day(self.config, self.date, repo, lang, self.reports.get((repo, lang)), repo in self.private)
             cached = self._pieces[(repo, lang)] = self._compile_pieces(lang, all_pieces(day))
             self.prepare_seconds += time.perf_counter() - started
         return cached
@@ -320,7 +359,7 @@ class DigestRenderer:
         section = self._sections.get(key)
         if section is None:
             fragments = self._repo_pieces(repo, lang)
-            day = repo_day(self.config, self.date, repo, lang, self.reports.get((repo, lang)))
+            day = repo_day(self.config, self.date, repo, lang, self.reports.get((repo, lang)), repo in self.private)
             plan = section_plan(day, threshold)
             compiled: tuple[_Item, ...] = tuple(
                 (fragments[i[0].key], fragments[i[1].key]) if isinstance(i, tuple) else fragments[i.key]
@@ -337,8 +376,12 @@ class DigestRenderer:
 
     # Assembly, per subscriber -----------------------------------------------------------------
 
-    def render(self, subscriber: SubscriberView) -> RenderedDigest | None:
-        """The subscriber's email, or None when nothing reaches their thresholds and send_empty is off."""
+    def render(self, subscriber: SubscriberView, shared: bool = False) -> RenderedDigest | None:
+        """The subscriber's email, or None when nothing reaches their thresholds and send_empty is off.
+
+        shared: placeholders where the subscriber's own address and links go (RenderedDigest.substitutions
+        maps them to the values), so every subscriber of the same content gets the same subject, html and text.
+        """
         lang = subscriber.language
         compiled = [self._section(repo, threshold, lang) for repo, threshold in subscriptions_of(subscriber)]
         sections = [c.plan for c in compiled]
@@ -350,10 +393,22 @@ class DigestRenderer:
         values = subscriber_values(self.config, subscriber, sections, counts)
         escaped = {name: str(escape(value)) for name, value in values.items()}
         head, tail = skeleton.html_head.fill(escaped), skeleton.html_tail.fill(escaped)
+        # The size budget counts the subscriber's own values, shared or not: the same email either way.
+        fit, size = Fit(), html_size(head) + html_size(tail) + sum(c.overview.size for c in compiled)
+        substitutions: dict[str, str] = {}
+        if shared:
+            values = subscriber_values(self.config, subscriber, sections, counts, personal=TEXT_PLACEHOLDERS)
+            html_values = subscriber_values(self.config, subscriber, sections, counts, personal=HTML_PLACEHOLDERS)
+            escaped = {name: str(escape(value)) for name, value in html_values.items()}
+            head, tail = skeleton.html_head.fill(escaped), skeleton.html_tail.fill(escaped)
+            # Escaping works character by character, so escaping text that holds a placeholder and then
+            # putting the escaped value in gives the bytes of escaping the text with the value in it.
+            for name, value in personal_values(subscriber).items():
+                substitutions[TEXT_PLACEHOLDERS[name]] = value
+                substitutions[HTML_PLACEHOLDERS[name]] = str(escape(value))
         html_parts, text_parts = [head], [skeleton.text_head.fill(values)]
         html_parts += [c.overview.html for c in compiled]
         text_parts += [c.overview.text for c in compiled]
-        fit, size = Fit(), html_size(head) + html_size(tail) + sum(c.overview.size for c in compiled)
         if notable:
             body = sum(c.body.size for c in compiled)
             if size + body <= self.budget:
@@ -365,7 +420,12 @@ class DigestRenderer:
         html_parts.append(tail)
         text_parts.append(skeleton.text_tail.fill(values))
         return finish(self.config, self.date, subscriber, sections, counts, "".join(html_parts),
-                      "".join(text_parts), fit, size)
+                      "".join(text_parts), fit, size, substitutions)
+
+    def missing(self, subscriber: SubscriberView) -> list[str]:
+        """The subscriber's repositories without a report for the day in their language."""
+        return [repo for repo, _threshold in subscriptions_of(subscriber)
+                if (repo, subscriber.language) not in self.reports]
 
     def _shrink(self, lang: str, compiled: list[_CompiledSection], frame: int, html_parts: list[str],
                 text_parts: list[str]) -> tuple[Fit, int]:

@@ -10,6 +10,7 @@ from urllib.parse import quote, urlsplit
 
 from ..i18n import t
 from ..reports.wording import IMPORTANCE_MARKS, MERGE_MARK
+from ..subscribers.validation import display_email
 from ..text import header_value, plain, safe_url
 from .layout import Section
 
@@ -40,9 +41,24 @@ def own_url(url: str) -> str:
     return safe
 
 
+def personal_values(subscriber: SubscriberView) -> dict[str, str]:
+    """The subscriber's own address (as the footer shows it) and links, checked: what placeholders stand for."""
+    return {
+        "email": plain(display_email(subscriber.email), 320),  # a Unicode domain as the reader wrote it
+        "preferences_url": own_url(subscriber.preferences_url),
+        "unsubscribe_url": own_url(subscriber.unsubscribe_url),
+    }
+
+
 def subscriber_values(config: Mapping[str, Any], subscriber: SubscriberView, sections: list[Section],
-                      counts: dict[str, int]) -> dict[str, str]:
-    """The per-subscriber strings of the skeleton (header summary, footer), as plain text."""
+                      counts: dict[str, int], personal: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The per-subscriber strings of the skeleton (header summary, footer), as plain text.
+
+    `personal`, when given, stands in for the subscriber's own address and links (placeholders of
+    shared content); their real values are checked either way.
+    """
+    own = personal_values(subscriber)
+    mine = own if personal is None else personal
     lang, sep = subscriber.language, t("digest.sep", subscriber.language)
     if counts["shown"]:
         shown_key = "digest.summary.shown_one" if counts["shown"] == 1 else "digest.summary.shown"
@@ -59,10 +75,9 @@ def subscriber_values(config: Mapping[str, Any], subscriber: SubscriberView, sec
     repos = t("digest.list_sep", lang).join(s.repo.repo for s in sections)
     return {
         "summary": sep.join(parts),
-        "why": t("digest.footer.why", lang, email=plain(subscriber.email, 320), repos=repos,
-                 site=site_host(config["BASE_URL"])),
-        "preferences_url": own_url(subscriber.preferences_url),
-        "unsubscribe_url": own_url(subscriber.unsubscribe_url),
+        "why": t("digest.footer.why", lang, email=mine["email"], repos=repos, site=site_host(config["BASE_URL"])),
+        "preferences_url": mine["preferences_url"],
+        "unsubscribe_url": mine["unsubscribe_url"],
     }
 
 
@@ -83,8 +98,14 @@ def subject(date: datetime.date, lang: str, sections: list[Section], counts: dic
     return header_value(sep.join([f"{t('digest.subject.prefix', lang)} {date.isoformat()}", where, what]))
 
 
+# Written raw, never RFC 2047-encoded (mail providers ignore an encoded List-Unsubscribe), so they
+# must be ASCII; a mailer folds List-Unsubscribe only between its <...> items.
+RAW_HEADERS = ("List-Unsubscribe", "List-Unsubscribe-Post")
+
+
 def list_headers(config: Mapping[str, Any], subscriber: SubscriberView) -> dict[str, str]:
     """List-Unsubscribe (one-click URL, plus mailto when configured), List-Unsubscribe-Post, List-Id."""
+    # own_url percent-encodes anything outside ASCII, quote() does for the mailto address.
     targets = [f"<{own_url(subscriber.unsubscribe_url)}>"]
     mailto = (config.get("LIST_UNSUBSCRIBE_MAILTO") or "").strip()
     if mailto:

@@ -30,7 +30,7 @@ def report_url(config: Mapping[str, Any], repo: str, date: datetime.date, lang: 
 @dataclass(frozen=True, eq=False)
 class RepoDay:
     """One repository's day in one language as a digest shows it: the report (None when there is
-    none) and the address of its web page."""
+    none) and the address of its web page ("" for a private repository, which has no public page)."""
 
     repo: str
     lang: str
@@ -71,13 +71,14 @@ class RepoDay:
         return plain(self.report.timezone, 60) if self.report is not None else "UTC"
 
     def entry_url(self, entry: Entry) -> str:
-        """The entry's section of the web report."""
-        return f"{self.url}#{entry.anchor}"
+        """The entry's section of the web report, or the commit's own page when there is no web report."""
+        return f"{self.url}#{entry.anchor}" if self.url else (entry.url or "")
 
 
 def repo_day(config: Mapping[str, Any], date: datetime.date, repo: str, lang: str,
-             report: DailyReport | None) -> RepoDay:
-    return RepoDay(repo, lang, date, report, report_url(config, repo, date, lang))
+             report: DailyReport | None, private: bool = False) -> RepoDay:
+    """A repository's day; a private repository gets no web report link (its archive answers 404)."""
+    return RepoDay(repo, lang, date, report, "" if private else report_url(config, repo, date, lang))
 
 
 @dataclass(frozen=True, eq=False)

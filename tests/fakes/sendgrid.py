@@ -1,17 +1,25 @@
 """A fake SendGrid v3 API: records /v3/mail/send bodies and answers as SendGrid does.
 
 202 with an empty body and an X-Message-Id header on success; 400 with SendGrid's error shape for
-a body without personalizations; scripted failures (429 with rate-limit headers, 5xx) on demand.
+a body without personalizations, and for recipients whose address SendGrid would not take (one
+error per bad address, its field naming the personalization: `personalizations.3.to.0.email`);
+scripted answers on demand: failures (429 with rate-limit headers, 5xx) and hangs (the request is
+read and never answered, as a stuck server or load balancer does).
 """
 from __future__ import annotations
 
 import json
+import re
 import threading
 import uuid
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from .http import LoopbackServer, bind
+
+# Close enough to SendGrid's own check for the tests: one @, a dot in the domain, no spaces.
+_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+_INVALID_HELP = "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html#message.personalizations.to"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -40,11 +48,17 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("Authorization") != f"Bearer {fake.api_key}":
             return self._reply(401, {"errors": [{"message": "The provided authorization grant is invalid, expired, or revoked",
                                                  "field": None, "help": None}]})
-        scripted = fake.next_failure()
+        scripted = fake.next_action()
         with fake.lock:
             fake.attempts += 1
-        if scripted is not None:
-            status, headers = scripted
+        if scripted is not None and scripted[0] == "hang":
+            with fake.lock:
+                fake.hung.append(json.loads(raw))
+            fake.hang_here()
+            self.close_connection = True
+            return None
+        if scripted is not None and scripted[0] == "fail":
+            _kind, status, headers = scripted
             return self._reply(status, {"errors": [{"message": "scripted failure", "field": None, "help": None}]}, headers)
         try:
             body = json.loads(raw)
@@ -53,6 +67,15 @@ class _Handler(BaseHTTPRequestHandler):
         if not body.get("personalizations"):
             return self._reply(400, {"errors": [{"message": "The personalizations field is required and must have at least one personalization.",
                                                  "field": "personalizations", "help": "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html#-Personalizations-Errors"}]})
+        invalid = [{"message": "Does not contain a valid address.", "field": f"personalizations.{i}.to.{j}.email",
+                    "help": _INVALID_HELP}
+                   for i, personalization in enumerate(body["personalizations"])
+                   for j, to in enumerate(personalization.get("to") or [])
+                   if not fake.valid_address(str(to.get("email", "")))]
+        if invalid:
+            with fake.lock:
+                fake.refusals.append(body)
+            return self._reply(400, {"errors": invalid})
         with fake.lock:
             if fake.keep_bodies:
                 fake.requests.append(body)
@@ -76,11 +99,20 @@ class FakeSendGrid(LoopbackServer):
         self.accepted = 0
         self.lock = threading.Lock()
         self.requests: list[dict] = []
+        self.refusals: list[dict] = []  # bodies answered 400 for a bad address
+        self.hung: list[dict] = []  # bodies read and never answered
         self.attempts = 0
-        self._failures: deque = deque()
+        self.invalid_addresses: set[str] = set()  # addresses SendGrid's own check refuses
+        self.hanging = 0  # requests read and left unanswered right now
+        self._actions: deque = deque()
+        self._release = threading.Event()
 
     def make_server(self) -> ThreadingHTTPServer:
         return ThreadingHTTPServer(("127.0.0.1", 0), bind(_Handler, fake=self))
+
+    def stop(self) -> None:
+        self._release.set()  # hung handlers end (unanswered) so their threads go
+        super().stop()
 
     @property
     def url(self) -> str:
@@ -89,11 +121,27 @@ class FakeSendGrid(LoopbackServer):
     def fail_next(self, status: int, count: int = 1, headers: dict | None = None) -> None:
         """Answer the next `count` sends with `status` (e.g. 429 with Retry-After, 500)."""
         with self.lock:
-            self._failures.extend([(status, headers or {})] * count)
+            self._actions.extend([("fail", status, headers or {})] * count)
 
-    def next_failure(self):
+    def hang_next(self, count: int = 1, after: int = 0) -> None:
+        """Let `after` sends through, then read the next `count` and never answer them."""
         with self.lock:
-            return self._failures.popleft() if self._failures else None
+            self._actions.extend([("ok",)] * after + [("hang",)] * count)
+
+    def next_action(self):
+        with self.lock:
+            action = self._actions.popleft() if self._actions else None
+        return None if action == ("ok",) else action
+
+    def hang_here(self) -> None:
+        with self.lock:
+            self.hanging += 1
+        self._release.wait(300)
+        with self.lock:
+            self.hanging -= 1
+
+    def valid_address(self, address: str) -> bool:
+        return bool(_ADDRESS.match(address)) and address.lower() not in self.invalid_addresses
 
     def recipients(self) -> list[str]:
         with self.lock:
