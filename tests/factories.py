@@ -7,6 +7,7 @@ from newsletter.models import Report, ReportStatus, Repository, Subscriber, Thre
 from newsletter.reports.markdown import render_markdown
 from newsletter.reports.model import DailyReport
 from newsletter.subscribers import subscriptions
+from newsletter.subscribers.validation import email_key
 
 SEED_REPO = "ai-dynamo/dynamo"
 
@@ -24,7 +25,7 @@ def subscriber(session, email: str, *repos: tuple[str, str] | str, threshold: st
 def find_subscriber(session, email: str) -> Subscriber | None:
     """The subscriber row of an address as the database has it now."""
     session.expire_all()
-    return session.scalar(select(Subscriber).where(Subscriber.email_key == email.casefold()))
+    return session.scalar(select(Subscriber).where(Subscriber.email_key == email_key(email)))
 
 
 def stored_report(session, report: DailyReport) -> Report:

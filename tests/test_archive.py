@@ -8,9 +8,10 @@ import xml.etree.ElementTree as ET
 from html import unescape
 
 import pytest
+from sqlalchemy import select
 
 from newsletter.i18n import archive_strings as archive_catalog
-from newsletter.models import Threshold
+from newsletter.models import Repository, Threshold
 from newsletter.reports import run
 from newsletter.reports.model import DailyReport, Entry
 from newsletter.reports.wording import stats_line
@@ -165,6 +166,32 @@ NOT_FOUND = (
 def test_not_found_pages(client, seeded):
     for url in NOT_FOUND:
         assert 'class="error"' in page(client, url, 404)
+
+
+HIDDEN = (PAGE, "/r/ai-dynamo/dynamo/", "/r/ai-dynamo/dynamo/feed.atom", "/r/AI-Dynamo/Dynamo/2026-01-24?lang=zh")
+
+
+def test_private_repository_has_no_public_archive(client, session, seeded):
+    repository = session.scalar(select(Repository).where(Repository.name == SEED_REPO))
+    repository.private = True
+    session.commit()
+    for url in HIDDEN:
+        assert 'class="error"' in page(client, url, 404)  # the page of a repository that does not exist
+
+
+@pytest.mark.parametrize("public, status", [(False, 404), (True, 200)])
+def test_local_repository_archive_is_public_only_when_configured(config, session, seeded, tmp_path, public, status):
+    # Whatever the row says (the run that stored it may have run with other settings), a name the
+    # operator serves from local git follows PUBLIC_LOCAL_REPOSITORIES.
+    from newsletter import create_app
+
+    app = create_app({**config, "LOCAL_REPOSITORIES": f"{SEED_REPO}={tmp_path}", "PUBLIC_LOCAL_REPOSITORIES": public})
+    client = app.test_client()
+    try:
+        for url in HIDDEN:
+            page(client, url, status)
+    finally:
+        app.extensions["db"].dispose()
 
 
 def test_parse_day():

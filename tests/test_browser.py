@@ -22,8 +22,10 @@ from sqlalchemy import select
 from newsletter.models import Subscriber, SubscriberStatus
 
 from .browser_server import LiveServer, live_server
+from .github_repos import public_repos  # noqa: F401  (a fixture)
 
-pytestmark = pytest.mark.browser
+# The repositories the journey subscribes to are on the fake GitHub, where the site checks them.
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("public_repos")]
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

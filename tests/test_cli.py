@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from newsletter.models import SubscriberStatus
 
 from .conftest import body_text
 from .factories import find_subscriber
+from .helpers import csrf_token
 
 
 def test_subscribe_confirmed_sends_nothing(runner, session, outbox):
@@ -27,6 +29,27 @@ def test_subscribe_without_confirmed_starts_double_opt_in(runner, session, outbo
     assert result.exit_code == 0, result.output
     assert find_subscriber(session, "new@example.com").status is SubscriberStatus.PENDING
     assert "ai-dynamo/dynamo" in body_text(outbox.last()) and "/confirm/" in body_text(outbox.last())
+
+
+def test_operator_subscriptions_are_granted_and_unchecked(runner, app, session, outbox, github, tmp_path):
+    # The operator may subscribe someone to a private or local repository: no check, and marked granted.
+    github.add_repo("octo/secret", private=True)
+    app.config["LOCAL_REPOSITORIES"] = f"local/app={tmp_path}"
+    result = runner.invoke(args=["subscribe", "ops@example.com", "--repo", "octo/secret:high",
+                                 "--repo", "local/app", "--confirmed"])
+    assert result.exit_code == 0, result.output
+    assert [(s.repo, s.granted) for s in find_subscriber(session, "ops@example.com").subscriptions] == [
+        ("local/app", True), ("octo/secret", True)]
+    # Double opt-in from the command line: granted once the reader confirms.
+    result = runner.invoke(args=["subscribe", "later@example.com", "--repo", "octo/secret"])
+    assert result.exit_code == 0, result.output
+    confirm = re.search(r"/confirm/[A-Za-z0-9_.\-]+", body_text(outbox.last())).group(0)
+    client = app.test_client()
+    page = client.get(confirm).get_data(as_text=True)
+    assert client.post(confirm, data={"csrf_token": csrf_token(page)}).status_code == 200
+    assert [(s.repo, s.granted) for s in find_subscriber(session, "later@example.com").subscriptions] == [
+        ("octo/secret", True)]
+    assert github.request_count() == 0
 
 
 def test_subscribe_bad_input_is_a_usage_error(runner, session):

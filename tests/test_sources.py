@@ -17,6 +17,7 @@ from newsletter.errors import ConfigError, RepositoryNotFound, SourceError, Sour
 from newsletter.sources.git import GitSource
 from newsletter.sources.github import GitHubSource
 from newsletter.sources.protocol import RepoInfo
+from newsletter.sources.router import SourceRouter
 from tests.fakes.github import FakeFile, FakeGitHub
 from tests.fakes.seed_day import SEED_BASE_SHA, SEED_COMMITS, SEED_DATE, SEED_REPO, load_into
 
@@ -333,6 +334,25 @@ def test_private_repository_is_not_found_without_a_token(fake, sleep):
     assert GitHubSource(api_url=fake.url, token="good-token", sleep=sleep).resolve("octo/secret").head_sha
 
 
+def test_resolve_reads_githubs_private_flag(fake, source):
+    fake.add_repo("octo/secret", private=True)
+    fake.add_commits("octo/secret", 1)
+    fake.add_repo("octo/open")
+
+    assert source.resolve("octo/secret").private is True
+    assert source.resolve("octo/open") == RepoInfo("octo/open", "main", None, private=False)
+
+
+def test_private_looks_up_one_repository_in_one_request(fake, source):
+    fake.add_repo("octo/secret", private=True)
+    fake.add_repo("octo/open")
+
+    assert source.is_private("octo/secret") is True and source.is_private("Octo/Open") is False
+    with pytest.raises(RepositoryNotFound):
+        source.is_private("octo/nope")
+    assert [r.path for r in fake.requests] == ["/repos/octo/secret", "/repos/Octo/Open", "/repos/octo/nope"]
+
+
 def test_malformed_repository_name_is_rejected_without_a_request(fake, source):
     with pytest.raises(RepositoryNotFound, match="expected owner/name"):
         source.resolve("../../etc/passwd")
@@ -532,6 +552,17 @@ def test_git_resolve(local):
     repo, shas = local
 
     assert GitSource(repo).resolve("ignored") == RepoInfo("widget", "main", shas["merge"])
+
+
+@pytest.mark.parametrize("public", [False, True])
+def test_router_makes_local_repositories_private_unless_public(local, public):
+    repo, shas = local
+    router = SourceRouter({"LOCAL_REPOSITORIES": f"team/widget={repo}", "PUBLIC_LOCAL_REPOSITORIES": public,
+                           "GITHUB_API_URL": "http://127.0.0.1:9"})
+    for name in ("team/widget", str(repo)):
+        info = router.source_for(name).resolve(name)
+        assert info.head_sha == shas["merge"] and info.private is not public
+    assert router.is_local("team/widget") and router.is_local(str(repo)) and not router.is_local("team/other")
 
 
 def test_git_not_a_repository(tmp_path):

@@ -7,18 +7,49 @@ from hypothesis import strategies as st
 
 from newsletter.errors import ValidationError
 from newsletter.models import Threshold
-from newsletter.subscribers.validation import normalize_email, parse_repo, parse_repo_spec
+from newsletter.subscribers.validation import (
+    display_email,
+    email_key,
+    normalize_email,
+    parse_repo,
+    parse_repo_spec,
+)
 
+from .github_repos import PUBLIC_REPOS, public_repos  # noqa: F401  (a fixture)
 from .helpers import count_subscribers, csrf_token, subscribe_form
 
 
 @pytest.mark.parametrize("raw, expected", [
     ("Ada@Example.COM", "Ada@example.com"),
     ("  ada@example.com ", "ada@example.com"),
-    ("用户@例子.广告", "用户@例子.广告"),
+    # One mailbox, one spelling: the domain's ASCII form, which is also what mail is sent to.
+    ("a@Bücher.de", "a@xn--bcher-kva.de"),
+    ("a@bu\u0308cher.de", "a@xn--bcher-kva.de"),
+    ("a@XN--BCHER-KVA.DE", "a@xn--bcher-kva.de"),
 ])
 def test_valid_addresses_are_normalized(raw, expected):
     assert normalize_email(raw) == expected
+    assert email_key(raw.strip()) == email_key(expected)
+
+
+def test_addresses_are_shown_with_their_unicode_domain():
+    assert display_email("a@xn--bcher-kva.de") == "a@bücher.de"
+    assert display_email("Ada@example.com") == "Ada@example.com"
+    assert display_email("用户@xn--fsqu00a.xn--4rr70v") == "用户@例子.广告"
+    assert display_email("odd@xn--zz.example") == "odd@xn--zz.example"  # not valid punycode: as stored
+
+
+def test_non_ascii_local_part_needs_smtputf8():
+    with pytest.raises(ValidationError) as refused:
+        normalize_email("用户@例子.广告")
+    assert refused.value.code == "email_utf8_local"
+    assert "before the @" in refused.value.message("en") and "@ 之前" in refused.value.message("zh")
+    with pytest.raises(ValidationError):
+        normalize_email("用户@例子.广告", smtputf8=lambda: False)
+    assert normalize_email("用户@例子.广告", smtputf8=lambda: True) == "用户@xn--fsqu00a.xn--4rr70v"
+    asked = []
+    normalize_email("a@example.com", smtputf8=lambda: asked.append(1) or True)
+    assert asked == []  # only an address that needs it makes us look at the mail server
 
 
 @pytest.mark.parametrize("raw", ["", "ada", "ada@", "@example.com", "a b@example.com", "a@example.com\r\nBcc: x@y.z",
@@ -62,6 +93,7 @@ def test_validation_messages_are_translated():
 
 
 _repo_text = st.one_of(
+    st.sampled_from(PUBLIC_REPOS),
     st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9-]{0,10}/[A-Za-z0-9._-]{1,12}\Z"),
     st.text(max_size=30),
 )
@@ -73,6 +105,7 @@ def form_config(config):
     return config
 
 
+@pytest.mark.usefixtures("public_repos")
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(email=st.one_of(st.emails(), st.text(max_size=40)),
        repos=st.lists(st.tuples(_repo_text, st.sampled_from(["high", "medium", "low", "urgent", ""])), max_size=4),
@@ -91,5 +124,5 @@ def test_subscribe_form_never_fails_and_stores_only_valid_input(form_config, app
     filled = [(r, t) for r, t in repos if r.strip()]
     assert filled and language in ("en", "zh")
     for repo, threshold in filled:
-        parse_repo(repo)
+        assert parse_repo(repo) in PUBLIC_REPOS  # the only repositories on the fake GitHub
         assert threshold in ("high", "medium", "low")

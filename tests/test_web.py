@@ -1,16 +1,34 @@
 """The subscriber site, route by route, through the Flask test client on the real database."""
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+import re
+import socket
 import time
+import urllib.error
+import urllib.request
+from datetime import timedelta
+from html import unescape
 
-from sqlalchemy import select
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Message
+from sqlalchemy import select, update
 
-from newsletter.models import SignupRequest, SubscriberStatus, Threshold
+from newsletter.models import SignupRequest, SubscriberStatus, Threshold, utcnow
 from newsletter.subscribers import links, subscriptions
+from newsletter.subscribers.repositories import RepositoryCheck
 
+from .browser_server import live_server
 from .conftest import body_html, body_text
 from .factories import find_subscriber
-from .helpers import count_subscribers, csrf_token, link_in, path_of, post_subscribe
+from .github_repos import public_repos  # noqa: F401  (a fixture)
+from .helpers import count_subscribers, csrf_token, link_in, path_of, post_subscribe, subscribe_form
+
+# Every repository a test posts must be on the fake GitHub: the site checks new ones there.
+pytestmark = pytest.mark.usefixtures("public_repos")
 
 # Home -----------------------------------------------------------------------------------------
 
@@ -84,8 +102,10 @@ def test_add_row_button_keeps_input_and_adds_a_row(client):
     assert 'name="repos-3-repo"' in html and "error" not in html.split("<main>")[1].split("</main>")[0]
 
 
-def test_at_most_fifty_repositories(client, session):
+def test_at_most_fifty_repositories(client, session, github):
     repos = [(f"owner/repo{i}", "medium") for i in range(51)]
+    for name, _ in repos:
+        github.add_repo(name)
     response = post_subscribe(client, "many@example.com", repos)
     assert response.status_code == 400
     assert "At most 50 repositories" in response.get_data(as_text=True)
@@ -179,6 +199,29 @@ def test_subscribe_is_rate_limited_in_redis(config, redis_url):
     keys = redis.Redis.from_url(redis_url).keys("LIMITS:*web.index*")
     assert keys, "the limiter stored nothing in Redis"
     app.extensions["db"].dispose()
+
+
+def test_confirmation_emails_per_address_are_capped_whatever_the_client(app, session, outbox, caplog):
+    caplog.set_level(logging.INFO)
+    client = app.test_client()
+
+    def signup(number: int, email: str = "flood@example.com") -> tuple[int, str, str]:
+        environ = {"REMOTE_ADDR": f"192.0.2.{number}"}  # a new client address each time
+        token = csrf_token(client.get("/", environ_base=environ).get_data(as_text=True))
+        response = client.post("/", data=subscribe_form(email, [("rq/rq", "low")], "en", token),
+                               environ_base=environ)
+        return response.status_code, response.headers["Location"], client.get(response.headers["Location"]).data
+
+    pages = [signup(i) for i in range(5)]
+    assert all(page == pages[0] for page in pages) and pages[0][0] == 302  # the same page: no oracle
+    assert len(outbox.messages()) == app.config["CONFIRM_EMAILS_PER_DAY"] == 3
+    assert "CONFIRM_EMAILS_PER_DAY" in caplog.text and "flood@example.com" not in caplog.text
+    assert signup(9, "other@example.com")[0] == 302 and len(outbox.messages()) == 4
+    # A day later the address may be sent a link again.
+    session.execute(update(SignupRequest).values(created_at=utcnow() - timedelta(hours=25)))
+    session.commit()
+    signup(10)
+    assert len(outbox.messages()) == 5 and outbox.last()["To"] == "flood@example.com"
 
 
 # Confirm --------------------------------------------------------------------------------------
@@ -369,3 +412,250 @@ def test_healthz_reports_unreachable_redis(config):
     assert response.status_code == 503
     assert response.json["database"] == "ok" and response.json["redis"].startswith("error")
     app.extensions["db"].dispose()
+
+
+# Which repositories the site takes (issue 6) ---------------------------------------------------
+
+NO_PUBLIC = "There is no public GitHub repository {repo}."
+
+
+def _row_errors(html: str) -> dict[int, str]:
+    """The error shown next to each repository row, by row index."""
+    return {int(i): unescape(message) for i, message in
+            re.findall(r'<p class="error" id="repos-(\d+)-repo-error">([^<]*)</p>', html)}
+
+
+@pytest.fixture
+def hidden(config, github, tmp_path):
+    """A private GitHub repository the service's token can read, and a LOCAL_REPOSITORIES entry."""
+    github.add_repo("octo/secret", private=True)
+    config["GITHUB_TOKEN"] = "service-token"  # the fake shows private repositories to any token
+    config["LOCAL_REPOSITORIES"] = f"local/app={tmp_path}"
+    return github
+
+
+def test_missing_private_and_local_repositories_are_refused_alike(hidden, client, session, outbox):
+    repos = [("octo/nope", "low"), ("octo/secret", "high"), ("local/app", "low"), ("pallets/flask", "high")]
+    response = post_subscribe(client, "x@example.com", repos)
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    # One message for all three: the page must not tell which of them exists.
+    assert _row_errors(html) == {0: NO_PUBLIC.format(repo="octo/nope"), 1: NO_PUBLIC.format(repo="octo/secret"),
+                                 2: NO_PUBLIC.format(repo="local/app")}
+    for repo, _ in repos:
+        assert f'value="{repo}"' in html
+    assert 'value="x@example.com"' in html
+    assert count_subscribers(session) == 0 and outbox.messages() == []
+    assert post_subscribe(client, "x@example.com", [("pallets/flask", "high")]).status_code == 302
+
+
+def test_refusal_in_chinese(hidden, client):
+    page = client.get("/?lang=zh")
+    data = subscribe_form("x@example.com", [("octo/secret", "low")], "zh", csrf_token(page.get_data(as_text=True)))
+    html = client.post("/?lang=zh", data=data).get_data(as_text=True)
+    assert _row_errors(html) == {0: "GitHub 上没有名为 octo/secret 的公开仓库。"}
+
+
+def test_public_local_repositories_may_be_subscribed(hidden, config, request):
+    config["PUBLIC_LOCAL_REPOSITORIES"] = True
+    client = request.getfixturevalue("client")
+    assert post_subscribe(client, "x@example.com", [("local/app", "low")]).status_code == 302
+    assert post_subscribe(client, "y@example.com", [("octo/secret", "low")]).status_code == 400
+
+
+def test_github_unreachable_keeps_the_form_and_asks_to_try_again(client, session, outbox, github):
+    github.fail(r"^/repos/pallets/flask$", status=503, times=10)
+    response = post_subscribe(client, "x@example.com", [("rq/rq", "low"), ("pallets/flask", "high")])
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert _row_errors(html) == {1: "We could not check pallets/flask with GitHub right now; please try again "
+                                    "in a few minutes."}
+    assert 'value="pallets/flask"' in html and 'value="x@example.com"' in html
+    assert count_subscribers(session) == 0 and outbox.messages() == []
+    github.clear_faults()  # a failure is not remembered: the next submit asks again
+    assert post_subscribe(client, "x@example.com", [("rq/rq", "low"), ("pallets/flask", "high")]).status_code == 302
+
+
+def test_checks_are_remembered_between_submits(client, github):
+    for _ in range(2):
+        assert post_subscribe(client, "x@example.com", [("rq/rq", "low"), ("octo/nope", "low")]).status_code == 400
+    assert post_subscribe(client, "x@example.com", [("rq/rq", "low")]).status_code == 302
+    assert github.request_count(r"^/repos/rq/rq$") == 1 and github.request_count(r"^/repos/octo/nope$") == 1
+
+
+def test_a_slow_github_costs_a_form_a_bounded_time(config, github):
+    github.delay(r"^/repos/rq/rq$", seconds=0.5)
+    refused = RepositoryCheck(config, budget=0.2).refusals(["rq/rq", "pallets/flask"])
+    # rq/rq was answered, late; past the budget pallets/flask is not asked and the reader asked to retry.
+    assert {repo: error.code for repo, error in refused.items()} == {"pallets/flask": "repo_unchecked"}
+    assert github.request_count(r"^/repos/pallets/flask$") == 0
+
+
+def test_preferences_check_only_new_repositories_and_keep_granted_ones(hidden, app, client, session):
+    # The operator subscribed this reader to a private repository (`newsletter subscribe`).
+    subscriber = subscriptions.subscribe_confirmed(
+        session, "p@example.com", [("octo/secret", Threshold.HIGH), ("pallets/flask", Threshold.LOW)], "en")
+    session.commit()
+    prefs = f"/preferences/{links.preferences_token(app.config['SECRET_KEY'], subscriber)}"
+    html = client.get(prefs).get_data(as_text=True)
+
+    def save(*repos):
+        data = {"csrf_token": csrf_token(html), "language": "en", "submit": "1"}
+        for i, repo in enumerate(repos):
+            data[f"repos-{i}-repo"], data[f"repos-{i}-threshold"] = repo, "medium"
+        return client.post(prefs, data=data)
+
+    refused = save("octo/secret", "pallets/flask", "local/app")
+    assert refused.status_code == 400
+    assert _row_errors(refused.get_data(as_text=True)) == {2: NO_PUBLIC.format(repo="local/app")}
+    assert save("octo/secret", "pallets/flask", "rq/rq").status_code == 302
+    subscriber = find_subscriber(session, "p@example.com")
+    assert {s.repo: s.granted for s in subscriber.subscriptions} == {
+        "octo/secret": True, "pallets/flask": True, "rq/rq": False}
+    assert hidden.request_count(r"^/repos/octo/secret") == 0  # a repository already listed is not asked about
+
+
+def test_web_subscriptions_are_not_granted(client, session, outbox):
+    path = _pending(client, outbox)
+    client.post(path, data={"csrf_token": csrf_token(client.get(path).get_data(as_text=True))})
+    assert [(s.repo, s.granted) for s in find_subscriber(session, "c@example.com").subscriptions] == [
+        ("pallets/flask", False)]
+
+
+# International addresses (issue 7) --------------------------------------------------------------
+
+def test_international_domain_is_one_subscriber_mailed_at_its_ascii_form(client, session, outbox):
+    response = post_subscribe(client, "a@Bücher.de", [("rq/rq", "low")])
+    assert response.status_code == 302
+    assert "a@bücher.de" in client.get(response.headers["Location"]).get_data(as_text=True)
+    assert post_subscribe(client, "a@xn--bcher-kva.de", [("pallets/flask", "low")]).status_code == 302
+    assert count_subscribers(session) == 1
+    assert find_subscriber(session, "a@xn--bcher-kva.de").email == "a@xn--bcher-kva.de"
+    files = sorted(outbox.directory.glob("*.eml"))
+    assert len(files) == 2
+    for path in files:
+        headers = path.read_bytes().split(b"\r\n\r\n", 1)[0].decode("ascii")
+        assert "\r\nTo: a@xn--bcher-kva.de\r\n" in headers, headers
+    confirm = client.get(path_of(link_in(body_text(outbox.last()), "confirm"))).get_data(as_text=True)
+    assert "a@bücher.de" in confirm and "xn--" not in confirm
+
+
+def test_non_ascii_local_part_is_refused_by_the_outbox(client, session, outbox):
+    response = post_subscribe(client, "用户@例子.广告", [("rq/rq", "low")])
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert 'id="email-error"' in html and "before the @" in html and 'value="用户@例子.广告"' in html
+    assert count_subscribers(session) == 0 and outbox.messages() == []
+
+
+class _SmtpRecorder(Message):
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+        self.sessions = 0
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        self.sessions += 1
+        session.host_name = hostname
+        return responses
+
+    def handle_message(self, message):
+        self.messages.append(message)
+
+
+@contextlib.contextmanager
+def _smtp_server(smtputf8: bool):
+    handler = _SmtpRecorder()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(handler, hostname="127.0.0.1", port=port, enable_SMTPUTF8=smtputf8)
+    controller.start()
+    try:
+        yield f"smtp://127.0.0.1:{port}", handler
+    finally:
+        controller.stop()
+
+
+@pytest.mark.parametrize("smtputf8", [True, False])
+def test_non_ascii_local_part_needs_an_smtputf8_server(config, request, smtputf8):
+    with _smtp_server(smtputf8) as (url, server):
+        config.update(MAIL_BACKEND="smtp", SMTP_URL=url, SMTP_TIMEOUT=5.0)
+        client = request.getfixturevalue("client")
+        session = request.getfixturevalue("session")
+        for attempt in range(2):
+            response = post_subscribe(client, f"用户{attempt}@例子.广告", [("rq/rq", "low")])
+            assert response.status_code == (302 if smtputf8 else 400)
+        if smtputf8:
+            assert [m["X-RcptTo"] for m in server.messages] == ["用户0@xn--fsqu00a.xn--4rr70v",
+                                                                "用户1@xn--fsqu00a.xn--4rr70v"]
+            assert server.sessions == 3  # one look at the server's extensions, then one session per email
+        else:
+            assert "before the @" in response.get_data(as_text=True)
+            assert server.messages == [] and server.sessions == 1 and count_subscribers(session) == 0
+
+
+# Files where text belongs, ids beyond the column (issue 8) -------------------------------------
+
+def test_text_field_sent_as_a_file_is_a_form_error(app, client, session, outbox):
+    token = csrf_token(client.get("/").get_data(as_text=True))
+    base = {"csrf_token": token, "email": "f@example.com", "language": "en", "submit": "1",
+            "repos-0-repo": "rq/rq", "repos-0-threshold": "low"}
+    for field in ("email", "repos-0-repo"):
+        data = {**base, field: (io.BytesIO(b"rq/rq"), "value.txt")}
+        response = client.post("/", data=data, content_type="multipart/form-data")
+        assert response.status_code == 400, field
+        html = response.get_data(as_text=True)
+        assert f'id="{field}-error"' in html and "must be typed as text" in html
+        kept = "rq/rq" if field == "email" else "f@example.com"
+        assert f'value="{kept}"' in html
+    assert count_subscribers(session) == 0 and outbox.messages() == []
+
+    _, prefs, _ = _confirmed(app, session)
+    html = client.get(prefs).get_data(as_text=True)
+    data = {"csrf_token": csrf_token(html), "language": "en", "submit": "1",
+            "repos-0-repo": (io.BytesIO(b"rq/rq"), "repo.txt"), "repos-0-threshold": "low"}
+    response = client.post(prefs, data=data, content_type="multipart/form-data")
+    assert response.status_code == 400 and 'id="repos-0-repo-error"' in response.get_data(as_text=True)
+    assert sorted(s.repo for s in find_subscriber(session, "p@example.com").subscriptions) == [
+        "pallets/flask", "rq/rq"]
+
+
+@pytest.mark.parametrize("row_id", [2**31, 2**40, 2**63, 2**64, -(2**63) - 1, True])
+def test_signed_tokens_with_ids_beyond_the_column_are_400(app, client, row_id):
+    key = app.config["SECRET_KEY"]
+    for url in (f"/confirm/{links.make_token(key, links.CONFIRM, {'r': row_id, 'h': 'x'})}",
+                f"/preferences/{links.make_token(key, links.PREFERENCES, {'s': row_id, 'h': 'x'})}",
+                f"/unsubscribe/{links.make_token(key, links.UNSUBSCRIBE, {'s': row_id, 'h': 'x'})}"):
+        assert client.get(url).status_code == 400, url
+    unsubscribe = links.make_token(key, links.UNSUBSCRIBE, {"s": row_id, "h": "x"})
+    assert client.post(f"/unsubscribe/{unsubscribe}", data={"List-Unsubscribe": "One-Click"}).status_code == 400
+
+
+# Tokens stay out of the logs (issue 9) ---------------------------------------------------------
+
+def test_no_token_reaches_the_log(app, client, config, session, outbox, caplog):
+    caplog.set_level(logging.DEBUG)
+    path = _pending(client, outbox)
+    client.get(path)
+    client.post(path, data={"csrf_token": csrf_token(client.get(path).get_data(as_text=True))})
+    subscriber, prefs, unsub = _confirmed(app, session, email="logged@example.com")
+    client.get(prefs)
+    client.get(unsub)
+    client.post(unsub, data={"List-Unsubscribe": "One-Click"})
+    tokens = [path.rsplit("/", 1)[1], prefs.rsplit("/", 1)[1], unsub.rsplit("/", 1)[1]]
+    # The development server's request lines...
+    with live_server(config) as live:
+        for url in (path, prefs, unsub, f"/preferences/{tokens[1]}?lang=zh"):
+            with contextlib.suppress(urllib.error.HTTPError):
+                urllib.request.urlopen(live.url + url, timeout=10).read()
+    # ... and an unexpected error on a token route (the database is gone).
+    from newsletter import create_app
+
+    broken = create_app({**config, "DATABASE_URL": "postgresql+psycopg://127.0.0.1:1/gone"})
+    assert broken.test_client().get(prefs).status_code == 500
+    broken.extensions["db"].dispose()
+    logged = caplog.text + "\n".join(record.getMessage() for record in caplog.records)
+    assert "unhandled error on GET" in logged and '"GET /preferences/' in logged
+    for token in tokens:
+        assert token not in logged

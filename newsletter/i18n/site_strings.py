@@ -87,6 +87,17 @@ CATALOG: dict[str, dict[str, str]] = {
     "error.repo_characters": {"en": "The repository contains characters that are not allowed.", "zh": "仓库名包含不允许的字符。"},
     "error.repo_invalid": {"en": "'{repo}' is not a GitHub repository; use owner/name, e.g. pallets/flask.",
                            "zh": "“{repo}” 不是 GitHub 仓库；请使用 owner/name，例如 pallets/flask。"},
+    # The same words whether the repository does not exist, is private or is local: the site must not
+    # tell an outsider which of these it is.
+    "error.repo_not_found": {"en": "There is no public GitHub repository {repo}.",
+                             "zh": "GitHub 上没有名为 {repo} 的公开仓库。"},
+    "error.repo_unchecked": {"en": "We could not check {repo} with GitHub right now; please try again in a few minutes.",
+                             "zh": "暂时无法向 GitHub 核实 {repo}，请过几分钟再试。"},
+    "error.email_utf8_local": {"en": "We cannot send email to an address with characters other than ASCII before the @; "
+                                     "please use another address.",
+                               "zh": "我们无法向 @ 之前含有非 ASCII 字符的地址发送邮件；请换一个地址。"},
+    "error.text_expected": {"en": "This field must be typed as text, not sent as a file.",
+                            "zh": "该字段必须以文本形式填写，不能以文件形式提交。"},
     "error.threshold_invalid": {"en": "Importance threshold must be high, medium or low, not '{value}'.",
                                 "zh": "重要程度必须是 high、medium 或 low，而不是 “{value}”。"},
     "error.language_invalid": {"en": "Language must be en or zh, not '{value}'.", "zh": "语言必须是 en 或 zh，而不是 “{value}”。"},

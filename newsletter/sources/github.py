@@ -94,10 +94,32 @@ class GitHubSource:
     # -- the source interface --------------------------------------------------------
 
     def resolve(self, repo: str) -> RepoInfo:
-        """Look up a repository's default branch and head with two requests."""
+        """Look up a repository's default branch, head and visibility with two requests."""
         path = self._repo_path(repo)
+        data = self._repository(repo)
+        what = f"repository {repo}"
+        full_name = _pick(data, "full_name", str, what)
+        branch = _pick(data, "default_branch", str, what)
+        private = _pick(data, "private", bool, what)
         try:
-            _, data = self._get(path)
+            _, data = self._get(f"{path}/branches/{quote(branch)}")
+        except _HTTPStatusError as exc:
+            # A repository without commits has a default branch name but no such branch.
+            if exc.status == 404:
+                return RepoInfo(full_name, branch, None, private)
+            raise
+        head = _sha(_pick(data, "commit.sha", str, f"branch {branch} of {repo}"))
+        return RepoInfo(full_name, branch, head, private)
+
+    def is_private(self, repo: str) -> bool:
+        """Whether GitHub marks the repository private, in one request; RepositoryNotFound when it is not shown."""
+        # GitHub Enterprise's "internal" repositories are private too: `private` is true for them.
+        return bool(_pick(self._repository(repo), "private", bool, f"repository {repo}"))
+
+    def _repository(self, repo: str) -> Any:
+        """GET /repos/{repo}: the repository's JSON, or RepositoryNotFound."""
+        try:
+            _, data = self._get(self._repo_path(repo))
         except _HTTPStatusError as exc:
             if exc.status == 404:
                 raise RepositoryNotFound(
@@ -105,17 +127,7 @@ class GitHubSource:
                     f"and the configured token cannot read it)"
                 ) from None
             raise
-        what = f"repository {repo}"
-        full_name = _pick(data, "full_name", str, what)
-        branch = _pick(data, "default_branch", str, what)
-        try:
-            _, data = self._get(f"{path}/branches/{quote(branch)}")
-        except _HTTPStatusError as exc:
-            # A repository without commits has a default branch name but no such branch.
-            if exc.status == 404:
-                return RepoInfo(full_name, branch, None)
-            raise
-        return RepoInfo(full_name, branch, _sha(_pick(data, "commit.sha", str, f"branch {branch} of {repo}")))
+        return data
 
     def new_commit_shas(self, repo: str, head_sha: str | None, watermark_sha: str | None) -> list[str] | None:
         """Shas reachable from head but not from the watermark, oldest first; None if the watermark is unknown."""

@@ -20,11 +20,13 @@ from .commit import CommitRecord
 
 @dataclass(frozen=True)
 class RepoInfo:
-    """A repository's canonical name, default branch and that branch's head (None when empty)."""
+    """A repository's canonical name, default branch, that branch's head (None when empty), and whether
+    it is private (GitHub's `private`; a local repository unless PUBLIC_LOCAL_REPOSITORIES)."""
 
     full_name: str
     default_branch: str
     head_sha: str | None
+    private: bool = False
 
 
 class CommitSource(Protocol):

@@ -16,6 +16,7 @@ from ..errors import InvalidToken
 from ..models import SignupRequest, Subscriber
 
 DAY = 24 * 3600
+MAX_ID = 2**31 - 1  # row ids are 32-bit integers in PostgreSQL
 CONFIRM = "repo-daily.confirm"
 PREFERENCES = "repo-daily.preferences"
 UNSUBSCRIBE = "repo-daily.unsubscribe"
@@ -63,9 +64,17 @@ def unsubscribe_token(secret_key: str, subscriber: Subscriber) -> str:
     return make_token(secret_key, UNSUBSCRIBE, {"s": subscriber.id, "h": _fingerprint(subscriber)})
 
 
+def _row_id(value: object) -> int | None:
+    """A payload's id when it can name a row; a larger number would make the database raise."""
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ID:
+        return value
+    return None
+
+
 def request_from_token(session: Session, secret_key: str, token: str, max_age_days: int) -> SignupRequest:
     payload = read_token(secret_key, CONFIRM, token, max_age=max_age_days * DAY)
-    request = session.get(SignupRequest, payload.get("r")) if isinstance(payload.get("r"), int) else None
+    row_id = _row_id(payload.get("r"))
+    request = session.get(SignupRequest, row_id) if row_id is not None else None
     if request is None or _fingerprint(request.subscriber) != payload.get("h"):
         raise InvalidToken("This confirmation link is no longer valid.")
     return request
@@ -75,7 +84,8 @@ def subscriber_from_token(session: Session, secret_key: str, purpose: str, token
                           max_age_days: int | None = None) -> Subscriber:
     payload = read_token(secret_key, purpose, token,
                                 max_age=max_age_days * DAY if max_age_days else None)
-    subscriber = session.get(Subscriber, payload.get("s")) if isinstance(payload.get("s"), int) else None
+    row_id = _row_id(payload.get("s"))
+    subscriber = session.get(Subscriber, row_id) if row_id is not None else None
     if subscriber is None or _fingerprint(subscriber) != payload.get("h"):
         raise InvalidToken("This link is no longer valid.")
     return subscriber

@@ -5,9 +5,12 @@ webhooks only call them. They take a session and leave committing to the caller.
 """
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -15,10 +18,15 @@ from ..errors import InvalidToken, ValidationError
 from ..models import SignupRequest, Subscriber, SubscriberStatus, Subscription, Threshold, utcnow
 from .validation import check_repo_list, email_key, normalize_email, parse_language
 
+log = logging.getLogger(__name__)
+
+CONFIRMATION_WINDOW = timedelta(hours=24)
+
 
 @dataclass
 class SignupOutcome:
-    """What a subscribe request did; `request` is None when no confirmation must be sent."""
+    """What a subscribe request did; `request` is None when no confirmation must be sent (the address
+    is suppressed, or had its confirmation emails of the day)."""
 
     subscriber: Subscriber
     request: SignupRequest | None
@@ -46,15 +54,30 @@ def _get_or_create(session: Session, email: str, language: str) -> Subscriber:
 
 
 def request_subscription(session: Session, email: str, repos: list[tuple[str, Threshold]], language: str,
-                         source: str = "web") -> SignupOutcome:
-    """Record a subscription to be confirmed; changes nothing on an existing subscriber."""
-    email = normalize_email(email)
+                         source: str = "web", *, smtputf8: Callable[[], bool] | None = None,
+                         confirmations_per_day: int | None = None) -> SignupOutcome:
+    """Record a subscription to be confirmed; changes nothing on an existing subscriber.
+
+    smtputf8: whether the mail backend takes a non-ASCII local part (see normalize_email).
+    confirmations_per_day: at most this many requests, so confirmation emails, per address in 24 hours
+    (the site's CONFIRM_EMAILS_PER_DAY; None for the operator); beyond it nothing is recorded or sent.
+    """
+    email = normalize_email(email, smtputf8)
     language = parse_language(language)
     repos = check_repo_list(repos)
     subscriber = _get_or_create(session, email, language)
     if subscriber.status is SubscriberStatus.SUPPRESSED:
         # The address bounced or complained: sending it a confirmation would repeat that.
         return SignupOutcome(subscriber, None)
+    if confirmations_per_day is not None:
+        sent = _recent_requests(session, subscriber)
+        if sent >= confirmations_per_day:
+            # The client-address rate limit cannot stop many clients flooding one inbox. The caller
+            # shows the usual page, so nobody learns anything about the address from this.
+            log.warning("signup for subscriber %s not recorded and no confirmation sent: %d confirmation "
+                        "emails in the last 24 hours (CONFIRM_EMAILS_PER_DAY=%d)", subscriber.id, sent,
+                        confirmations_per_day)
+            return SignupOutcome(subscriber, None)
     request = SignupRequest(subscriber=subscriber, repos=[[r, t.value] for r, t in repos], language=language,
                             source=source)
     session.add(request)
@@ -62,8 +85,21 @@ def request_subscription(session: Session, email: str, repos: list[tuple[str, Th
     return SignupOutcome(subscriber, request)
 
 
+def _recent_requests(session: Session, subscriber: Subscriber) -> int:
+    """Signup requests (each sent a confirmation) of subscriber in the last 24 hours."""
+    # Lock the subscriber's row (PostgreSQL) so concurrent signups for one address count one by one.
+    session.execute(select(Subscriber.id).where(Subscriber.id == subscriber.id).with_for_update())
+    return session.scalar(select(func.count()).select_from(SignupRequest).where(
+        SignupRequest.subscriber_id == subscriber.id,
+        SignupRequest.created_at > utcnow() - CONFIRMATION_WINDOW)) or 0
+
+
 def confirm_request(session: Session, request_id: int) -> Subscriber:
-    """Apply a signup request: confirm the subscriber and add or update its repositories."""
+    """Apply a signup request: confirm the subscriber and add or update its repositories.
+
+    A request the operator made (`newsletter subscribe`, source "cli") grants its repositories: only
+    such a subscription may name a private repository.
+    """
     request = session.get(SignupRequest, request_id)
     if request is None:
         raise InvalidToken("This confirmation link is no longer valid.")
@@ -75,10 +111,11 @@ def confirm_request(session: Session, request_id: int) -> Subscriber:
     now = utcnow()
     fresh_start = subscriber.status is not SubscriberStatus.CONFIRMED
     wanted = [(repo, Threshold(threshold)) for repo, threshold in request.repos]
+    granted = request.source == "cli"
     if fresh_start:
-        _replace_subscriptions(subscriber, wanted)
+        _replace_subscriptions(subscriber, wanted, granted)
     else:
-        _merge_subscriptions(subscriber, wanted)
+        _merge_subscriptions(subscriber, wanted, granted)
     subscriber.status = SubscriberStatus.CONFIRMED
     subscriber.language = request.language
     subscriber.confirmed_at = now
@@ -89,30 +126,35 @@ def confirm_request(session: Session, request_id: int) -> Subscriber:
     return subscriber
 
 
-def subscribe_confirmed(session: Session, email: str, repos: list[tuple[str, Threshold]], language: str) -> Subscriber:
-    """Confirm at once without a confirmation email (operators' --confirmed)."""
-    outcome = request_subscription(session, email, repos, language, source="cli")
+def subscribe_confirmed(session: Session, email: str, repos: list[tuple[str, Threshold]], language: str,
+                        smtputf8: Callable[[], bool] | None = None) -> Subscriber:
+    """Confirm at once without a confirmation email (operators' --confirmed); the repositories are granted."""
+    outcome = request_subscription(session, email, repos, language, source="cli", smtputf8=smtputf8)
     if outcome.request is None:
         raise ValidationError("address_suppressed", email=outcome.subscriber.email)
     return confirm_request(session, outcome.request.id)
 
 
-def _merge_subscriptions(subscriber: Subscriber, wanted: list[tuple[str, Threshold]]) -> None:
+def _merge_subscriptions(subscriber: Subscriber, wanted: list[tuple[str, Threshold]], granted: bool = False) -> None:
     by_repo = {s.repo: s for s in subscriber.subscriptions}
     for repo, threshold in wanted:
         if repo in by_repo:
             by_repo[repo].threshold = threshold
+            by_repo[repo].granted = bool(by_repo[repo].granted) or granted
         else:
-            subscriber.subscriptions.append(Subscription(repo=repo, threshold=threshold))
+            subscriber.subscriptions.append(Subscription(repo=repo, threshold=threshold, granted=granted))
     check_repo_list([(s.repo, s.threshold) for s in subscriber.subscriptions])
 
 
-def _replace_subscriptions(subscriber: Subscriber, wanted: list[tuple[str, Threshold]]) -> None:
+def _replace_subscriptions(subscriber: Subscriber, wanted: list[tuple[str, Threshold]], granted: bool = False) -> None:
+    # A subscription kept from before keeps its grant: a preferences save must not drop what the
+    # operator granted.
     by_repo = {s.repo: s for s in subscriber.subscriptions}
     keep = []
     for repo, threshold in wanted:
-        subscription = by_repo.pop(repo, None) or Subscription(repo=repo)
+        subscription = by_repo.pop(repo, None) or Subscription(repo=repo, granted=False)
         subscription.threshold = threshold
+        subscription.granted = bool(subscription.granted) or granted
         keep.append(subscription)
     subscriber.subscriptions[:] = keep
 

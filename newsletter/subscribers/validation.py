@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
+import idna
 from email_validator import EmailNotValidError, validate_email
 
 from ..errors import ValidationError
@@ -19,8 +21,16 @@ _URL_PREFIXES = ("https://github.com/", "http://github.com/", "github.com/")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def normalize_email(raw: str | None) -> str:
-    """Return the normalized address or raise ValidationError with a message for the form."""
+def normalize_email(raw: str | None, smtputf8: Callable[[], bool] | None = None) -> str:
+    """The address as stored and mailed to, or ValidationError with a message for the form.
+
+    The domain takes its ASCII form (IDNA: `bücher.de` is `xn--bcher-kva.de`), so a mailbox has one
+    spelling and mail goes to a name every server accepts; `display_email` gives the Unicode form
+    back for pages. A local part that is not ASCII can only be delivered over SMTPUTF8: `smtputf8`
+    says whether the mail backend can, and is asked only for such an address (None: it cannot).
+    """
+    if raw is not None and not isinstance(raw, str):
+        raise ValidationError("text_expected")  # a multipart form can send a file part in its place
     if raw is None or not raw.strip():
         raise ValidationError("email_required")
     value = raw.strip()
@@ -32,16 +42,38 @@ def normalize_email(raw: str | None) -> str:
         result = validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:
         raise ValidationError("email_invalid", detail=str(exc)) from None
-    return result.normalized
+    if result.ascii_email is None and (smtputf8 is None or not smtputf8()):
+        raise ValidationError("email_utf8_local")
+    return f"{result.local_part}@{result.ascii_domain}"
 
 
 def email_key(email: str) -> str:
-    """The case-folded address that uniqueness is checked on."""
-    return email.casefold()
+    """The form uniqueness is checked on: the address with its domain in ASCII form, case-folded."""
+    local, at, domain = email.rpartition("@")
+    if at and not domain.isascii():
+        try:
+            # The same mapping email-validator gives ascii_domain (UTS 46, then IDNA 2008).
+            domain = idna.encode(domain, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError):
+            pass  # not a domain normalize_email would accept: compared as it is
+    return f"{local}{at}{domain}".casefold()
+
+
+def display_email(email: str) -> str:
+    """The address as a reader recognises it: an ASCII (xn--) domain shown in Unicode."""
+    local, at, domain = email.rpartition("@")
+    if not at or "xn--" not in domain.lower():
+        return email
+    try:
+        return f"{local}@{idna.decode(domain)}"
+    except (idna.IDNAError, UnicodeError):
+        return email
 
 
 def parse_repo(raw: str) -> str:
     """Return 'owner/name' lower-cased, accepting a github.com URL too."""
+    if raw is not None and not isinstance(raw, str):
+        raise ValidationError("text_expected")
     value = (raw or "").strip()
     if not value:
         raise ValidationError("repo_required")

@@ -26,6 +26,7 @@ from ..reports.wording import (
     stats_line,
     unanalyzed_note,
 )
+from ..sources.router import local_is_private, served_locally
 from ..text import plain, rich_html, truncate
 
 bp = Blueprint("archive", __name__, url_prefix="/r")
@@ -55,8 +56,17 @@ def parse_day(text: str | None) -> datetime.date | None:
 
 
 def repository_or_404(owner: str, name: str) -> Repository:
+    """The repository of a public archive page, else 404.
+
+    A private repository answers exactly like one that does not exist: its row says so (set by the
+    daily run from GitHub), and a local one is private unless PUBLIC_LOCAL_REPOSITORIES, whatever
+    settings the run that stored it had.
+    """
     repository = store.find_repository(db(), f"{owner}/{name}".lower())
-    if repository is None:
+    if repository is None or repository.private:
+        abort(404)
+    config = current_app.config
+    if served_locally(config, repository.name) and local_is_private(config):
         abort(404)
     return repository
 

@@ -1,6 +1,10 @@
 """Site forms. WTForms carries the fields and CSRF; newsletter.validation decides what is valid."""
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
+
+from flask import g
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -28,10 +32,21 @@ from ..subscribers.validation import (
 THRESHOLDS = [t.value for t in Threshold]
 
 
+class TextField(StringField):
+    """A text input that refuses a file in its place: a multipart POST can send any field as a file part."""
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        if valuelist and not isinstance(valuelist[0], str):
+            self.data = None
+            # WTForms keeps a ValueError raised here as the field's error; validate() then fails.
+            raise ValueError(t("error.text_expected", g.get("lang", "en")))
+        super().process_formdata(valuelist)
+
+
 class RepoRow(Form):
     """One repository and its threshold; a blank row is ignored."""
 
-    repo = StringField()
+    repo = TextField()
     # WTForms takes plain values as choices (each is its own label); types-WTForms wants (value, label).
     threshold = SelectField(choices=THRESHOLDS, default=Threshold.MEDIUM.value,  # type: ignore[arg-type]
                             validate_choice=False)
@@ -43,8 +58,13 @@ class _RepoForm(FlaskForm):  # type: ignore[misc]  # flask_wtf ships no type inf
     repos = FieldList(FormField(RepoRow), min_entries=3)
     add_row = SubmitField()
 
-    def clean_repos(self, lang: str) -> list[tuple[str, Threshold]] | None:
-        """Validate the rows, attaching messages next to each bad field; None when any is bad."""
+    def clean_repos(self, lang: str, refusals: Callable[[list[str]], Mapping[str, ValidationError]] | None = None,
+                    known: Collection[str] = ()) -> list[tuple[str, Threshold]] | None:
+        """Validate the rows, attaching messages next to each bad field; None when any is bad.
+
+        refusals: asked about the well-formed repositories not in `known`, once the list itself is
+        acceptable; answers which of them to refuse (repositories.RepositoryCheck.refusals).
+        """
         ok = True
         repos: list[tuple[str, Threshold]] = []
         for row in self.repos:
@@ -60,6 +80,14 @@ class _RepoForm(FlaskForm):  # type: ignore[misc]  # flask_wtf ships no type inf
         except ValidationError as exc:
             self.form_errors.append(exc.message(lang))
             ok = False
+        if ok and refusals is not None:
+            refused = refusals([repo for repo, _ in repos if repo not in known])
+            for row in self.repos:
+                name = _parsed(row.repo.data)
+                error = refused.get(name) if name else None
+                if error is not None:
+                    row.repo.errors = [*row.repo.errors, error.message(lang)]
+                    ok = False
         return repos if ok else None
 
     def clean_language(self, lang: str) -> str | None:
@@ -79,13 +107,21 @@ class _RepoForm(FlaskForm):  # type: ignore[misc]  # flask_wtf ships no type inf
             self.repos.append_entry()
 
 
+def _parsed(raw: object) -> str | None:
+    try:
+        return parse_repo(raw) if isinstance(raw, str) and raw.strip() else None
+    except ValidationError:
+        return None
+
+
 class SubscribeForm(_RepoForm):
-    email = StringField()
+    email = TextField()
     submit = SubmitField()
 
-    def clean_email(self, lang: str) -> str | None:
+    def clean_email(self, lang: str, smtputf8: Callable[[], bool] | None = None) -> str | None:
+        """The address as stored (see normalize_email), or None with the message next to the field."""
         try:
-            return normalize_email(self.email.data)
+            return normalize_email(self.email.data, smtputf8)
         except ValidationError as exc:
             self.email.errors = [*self.email.errors, exc.message(lang)]
             return None

@@ -25,6 +25,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from ..config import mask_tokens
 from ..db import Database
 from ..delivery.confirmations import send_confirmation
 from ..delivery.mailers import make_mailer
@@ -32,6 +33,9 @@ from ..errors import InvalidToken
 from ..i18n import LANGUAGES, t
 from ..models import SignupRequest, SubscriberStatus
 from ..subscribers import links, subscriptions
+from ..subscribers.repositories import RepositoryCheck
+from ..subscribers.smtputf8 import Smtputf8Support
+from ..subscribers.validation import display_email
 from .extensions import csrf, limiter
 from .forms import ButtonForm, PreferencesForm, SubscribeForm, threshold_choices
 from .sample import sample_commits
@@ -61,6 +65,18 @@ def _confirm_limit() -> str:
 
 def _ratelimit_off() -> bool:
     return not current_app.config["RATELIMIT_ENABLED"]
+
+
+def repository_check() -> RepositoryCheck:
+    """The app's repository check (its answers are kept per process)."""
+    check: RepositoryCheck = current_app.extensions["repository_check"]
+    return check
+
+
+def smtputf8() -> Smtputf8Support:
+    """The app's answer to whether the mail backend takes non-ASCII local parts (kept per process)."""
+    support: Smtputf8Support = current_app.extensions["smtputf8"]
+    return support
 
 
 @bp.before_app_request
@@ -124,7 +140,9 @@ def init_error_pages(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> ResponseReturnValue:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        # The route's rule (/preferences/<token>), or the masked path: a path can carry a link's token.
+        where = request.url_rule.rule if request.url_rule is not None else mask_tokens(request.path)
+        log.exception("unhandled error on %s %s", request.method, where)
         db().rollback()
         return _error_page(500, t("http.500", g.get("lang", "en")))
 
@@ -142,15 +160,18 @@ def index() -> ResponseReturnValue:
         if form.add_row.data:
             form.ensure_rows(extra=1)
             return _render_index(form)
-        email = form.clean_email(lang)
-        repos = form.clean_repos(lang)
+        email = form.clean_email(lang, smtputf8())
+        # Every repository is new to a signup: whether the address has a list is not for the form to say.
+        repos = form.clean_repos(lang, repository_check().refusals)
         language = form.clean_language(lang)
         if email and repos is not None and language:
-            outcome = subscriptions.request_subscription(db(), email, repos, language)
+            outcome = subscriptions.request_subscription(
+                db(), email, repos, language, smtputf8=smtputf8(),
+                confirmations_per_day=current_app.config["CONFIRM_EMAILS_PER_DAY"])
             db().commit()
             if outcome.request is not None:
                 _send_confirmation(outcome.request)
-            session["check_email"] = email
+            session["check_email"] = display_email(email)
             return redirect(url_for("web.check_email", lang=lang))
         return _render_index(form, status=400)
     if request.method == "POST":
@@ -196,7 +217,8 @@ def confirm(token: str) -> ResponseReturnValue:
                               token=links.preferences_token(config["SECRET_KEY"], subscriber))
         return render_template("web/confirmed.html", preferences_url=preferences)
     # A GET only shows the button: mail scanners prefetch links and must not confirm anything.
-    return render_template("web/confirm.html", form=form, email=signup.subscriber.email, repos=signup.repos)
+    return render_template("web/confirm.html", form=form, email=display_email(signup.subscriber.email),
+                           repos=signup.repos)
 
 
 # Preferences ----------------------------------------------------------------------------------
@@ -220,7 +242,10 @@ def preferences(token: str) -> ResponseReturnValue:
             if form.add_row.data:
                 form.ensure_rows(extra=1)
             else:
-                repos = form.clean_repos(lang)
+                # Repositories already in the list stay without a new check: one the operator granted
+                # (a private one) must survive a save.
+                repos = form.clean_repos(lang, repository_check().refusals,
+                                         known={s.repo for s in subscriber.subscriptions})
                 language = form.clean_language(lang)
                 if repos is not None and language:
                     subscriptions.update_preferences(db(), subscriber, repos, language,
@@ -240,8 +265,8 @@ def preferences(token: str) -> ResponseReturnValue:
         for item in subscriber.subscriptions:
             form.repos.append_entry({"repo": item.repo, "threshold": item.threshold.value})
     form.ensure_rows()
-    return render_template("web/preferences.html", form=form, email=subscriber.email, active=active,
-                           unsubscribe_url=unsubscribe_url), status
+    return render_template("web/preferences.html", form=form, email=display_email(subscriber.email),
+                           active=active, unsubscribe_url=unsubscribe_url), status
 
 
 # Unsubscribe (RFC 8058) -----------------------------------------------------------------------
@@ -259,8 +284,8 @@ def unsubscribe(token: str) -> ResponseReturnValue:
         subscriptions.unsubscribe(db(), subscriber)
         db().commit()
         log.info("subscriber %s unsubscribed", subscriber.id)
-        return render_template("web/unsubscribed.html", email=subscriber.email), 200
-    return render_template("web/unsubscribe.html", email=subscriber.email,
+        return render_template("web/unsubscribed.html", email=display_email(subscriber.email)), 200
+    return render_template("web/unsubscribe.html", email=display_email(subscriber.email),
                            done=subscriber.status in (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.SUPPRESSED))
 
 

@@ -114,10 +114,10 @@ class RecordedRequest:
 class _Fault:
     pattern: re.Pattern[str]
     remaining: int
-    kind: str  # status, rate_limit, retry_after, garbage, drop
+    kind: str  # status, rate_limit, retry_after, garbage, drop, delay
     status: int = 500
     body: bytes = b""
-    seconds: int = 0
+    seconds: float = 0
     query: dict[str, str] | None = None
 
     def matches(self, path: str, query: dict[str, str]) -> bool:
@@ -381,6 +381,10 @@ class FakeGitHub(LoopbackServer):
     def drop(self, pattern: str, *, times: int = 1, query: dict[str, str] | None = None) -> None:
         """Close the connection without answering (a network error for the client)."""
         self._add_fault(_Fault(re.compile(pattern), times, "drop", query=query))
+
+    def delay(self, pattern: str, *, seconds: float, times: int = 1, query: dict[str, str] | None = None) -> None:
+        """Answer matching requests normally, but only after `seconds` (a slow GitHub)."""
+        self._add_fault(_Fault(re.compile(pattern), times, "delay", seconds=seconds, query=query))
 
     def clear_faults(self) -> None:
         """Remove every pending injected failure."""
@@ -761,7 +765,9 @@ class _Handler(BaseHTTPRequestHandler):
         rate_headers = fake._record(RecordedRequest("GET", path, query, authorization))
 
         fault = fake._take_fault(path, query)
-        if fault is not None:
+        if fault is not None and fault.kind == "delay":
+            time.sleep(fault.seconds)
+        elif fault is not None:
             self._send_fault(fault, rate_headers)
             return
 
@@ -784,7 +790,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         headers = dict(rate_headers)
         if fault.kind == "rate_limit":
-            headers.update(self.fake._rate_headers(0, int(time.time()) + fault.seconds))
+            headers.update(self.fake._rate_headers(0, int(time.time() + fault.seconds)))
         elif fault.kind == "retry_after":
             headers["Retry-After"] = str(fault.seconds)
         self._send_raw(fault.status, fault.body, headers)
