@@ -9,7 +9,7 @@ from rq import Queue
 from rq.job import Dependency
 
 from newsletter.models import RunStatus
-from newsletter.reports import days, run
+from newsletter.reports import days, run, store
 
 from .context import job_session, redis_connection
 from .deliver import start_delivery
@@ -43,7 +43,7 @@ def start_daily(day_iso: str | None = None, trigger: str = "manual") -> str:
         opened = run.open_run(session, day, trigger, config["DIGEST_TIMEZONE"], lease=run.run_lease(config))
         if opened is None:
             day = day or run.resolve_day(None, config["DIGEST_TIMEZONE"])[0]
-            if run.run_status(session, day) is RunStatus.RUNNING:
+            if store.run_status(session, day) is RunStatus.RUNNING:
                 log.info("the run for %s is in progress; nothing to do", day)
                 return f"{day}: in progress"
             log.info("the run for %s exists already; nothing to do", day)

@@ -40,6 +40,7 @@ from .models import RunStatus
 from .reports import days, run, store
 from .sources.router import is_local_repository
 from .subscribers import subscriptions
+from .subscribers.smtputf8 import Smtputf8Support
 from .subscribers.validation import parse_repo, parse_repo_spec
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
@@ -96,16 +97,19 @@ def db_revision(message: str) -> None:
 @click.option("--confirmed", is_flag=True, help="Confirm at once and send no confirmation email.")
 @with_appcontext
 def subscribe_command(email: str, repos: tuple[str, ...], language: str, confirmed: bool) -> None:
-    """Subscribe EMAIL (double opt-in unless --confirmed)."""
+    """Subscribe EMAIL (double opt-in unless --confirmed); the operator may name private repositories."""
     database = current_app.extensions["db"]
+    # No check of the repositories: the operator grants them (private and local ones too).
+    smtputf8 = Smtputf8Support(_config())
     signup = None
     try:
         parsed = [parse_repo_spec(spec) for spec in repos]
         with database.transaction() as session:
             if confirmed:
-                subscriber = subscriptions.subscribe_confirmed(session, email, parsed, language)
+                subscriber = subscriptions.subscribe_confirmed(session, email, parsed, language, smtputf8)
             else:
-                outcome = subscriptions.request_subscription(session, email, parsed, language, source="cli")
+                outcome = subscriptions.request_subscription(session, email, parsed, language, source="cli",
+                                                             smtputf8=smtputf8)
                 subscriber, signup = outcome.subscriber, outcome.request
     except ValidationError as exc:
         raise click.UsageError(str(exc)) from None
@@ -163,7 +167,7 @@ def run_daily_command(day: datetime | None, sync: bool, retry_fallbacks: bool) -
         raise click.UsageError(str(exc)) from None
     if summary is None:
         which = when or run.resolve_day(None, config["DIGEST_TIMEZONE"])[0]
-        if run.run_status(session, which) is RunStatus.RUNNING:
+        if store.run_status(session, which) is RunStatus.RUNNING:
             click.echo(f"the run for {which} is in progress elsewhere; nothing to do")
         else:
             click.echo(f"the run for {which} has already been made; nothing to do")
@@ -218,6 +222,9 @@ def _deliver_now(day: date) -> dict[str, Any]:
 
 
 def _echo_delivery(result: dict[str, Any]) -> None:
+    if result.get("waiting"):
+        click.echo(f"{result['date']}: the daily run is not done; its emails wait")
+        return
     click.echo(f"{result['date']}: {result['sent']} emails sent, {result['skipped']} skipped, "
                f"{result['failed']} failed ({result['batches']} batches, {result['requests']} requests to the "
                f"{_config()['MAIL_BACKEND']} backend)")
@@ -250,7 +257,8 @@ def preview_command(email: str, day: datetime | None, out_dir: str | None) -> No
     subscriber = subscriptions.find_subscriber(session, email)
     if subscriber is None:
         raise click.ClickException(f"no subscriber {email}")
-    digest = fanout.renderer_for(session, config, when).render(fanout.subscriber_view(config, subscriber))
+    view = fanout.subscriber_view(config, subscriber, store.private_repositories(session))
+    digest = fanout.renderer_for(session, config, when).render(view)
     if digest is None:
         click.echo(f"{subscriber.email} gets no email for {when}: nothing at or above their thresholds")
         return

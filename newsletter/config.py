@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PUBLIC_LOCAL_REPOSITORIES", "0", "1 makes LOCAL_REPOSITORIES public: anyone may subscribe to them on the site and their archive is public. 0: like private GitHub repositories, only `newsletter subscribe` can add them and their archive answers 404.", "bool"),
     # Delivery
     Setting("DELIVERY_BATCH_SIZE", "500", "Subscribers per fan-out job on the email queue.", "int"),
+    Setting("DELIVERY_SWEEP_SECONDS", "60", "Seconds between two runs of the scheduler's delivery sweep, which retries emails whose retry time has come, recovers rows a killed worker left and re-enqueues batches whose job died (it also runs once when the scheduler starts).", "int"),
     Setting("DELIVERY_RETRY_HOURS", "24", "Hours an email that failed for a transient reason (connection refused, timeout, 429, 5xx) keeps being retried, with backoff, before it is marked failed.", "int"),
     Setting("SENDGRID_TIMEOUT", "30", "Seconds one request to SendGrid may take before it counts as a transient failure.", "float"),
     Setting("CONFIRM_EMAILS_PER_DAY", "3", "Confirmation emails one address can be sent in 24 hours, however many client addresses ask.", "int"),
@@ -188,9 +190,63 @@ def setting_names() -> list[str]:
     return [s.name for s in SETTINGS]
 
 
+# Logging -------------------------------------------------------------------------------------------
+
+# The token of a link path (/confirm/<token>, /preferences/<token>, /unsubscribe/<token>), alone or
+# inside a URL or a request line: whoever reads a log must not be able to open someone's links.
+_TOKEN_PATH = re.compile(r"(/(?:confirm|preferences|unsubscribe)/)[^/?#\s\"'<>]+")
+TOKEN_MASK = "[token]"
+
+
+def mask_tokens(text: str) -> str:
+    """text with the token of every link path replaced by [token]."""
+    return _TOKEN_PATH.sub(lambda match: match.group(1) + TOKEN_MASK, text)
+
+
+def mask_record(record: logging.LogRecord) -> None:
+    """Mask link tokens in a record's message, traceback and stack, in place."""
+    try:
+        message = record.getMessage()
+    except Exception:  # a format string that does not fit its arguments: logging reports it on emit
+        return
+    masked = mask_tokens(message)
+    if masked != message:
+        record.msg, record.args = masked, None
+    if record.exc_info and not record.exc_text:
+        # Format the traceback now, so the formatter prints the masked text instead of its own.
+        record.exc_text = logging.Formatter().formatException(record.exc_info)
+    if record.exc_text:
+        record.exc_text = mask_tokens(record.exc_text)
+    if record.stack_info:
+        record.stack_info = mask_tokens(record.stack_info)
+
+
+class TokenFilter(logging.Filter):
+    """A filter that masks link tokens in every record it sees and lets all of them through."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        mask_record(record)
+        return True
+
+
+def _masking_factory(make: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        mask_record(record)
+        return record
+
+    factory.masks_tokens = True  # type: ignore[attr-defined]  # marks it installed
+    return factory
+
 
 def configure_logging(level: str) -> None:
-    """One log format for every process; the HTTP clients' per-request INFO lines are kept out."""
+    """One log format for every process; the HTTP clients' per-request INFO lines are kept out; link
+    tokens are masked in every record the process makes."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "httpx2", "urllib3", "github"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    # A record factory rather than a filter on some handlers: it also covers loggers that do not
+    # propagate or have handlers of their own (werkzeug's request lines, rq, gunicorn in its workers).
+    current = logging.getLogRecordFactory()
+    if not getattr(current, "masks_tokens", False):
+        logging.setLogRecordFactory(_masking_factory(current))

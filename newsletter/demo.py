@@ -53,6 +53,7 @@ def run_demo(config: Mapping[str, Any], path: str, email: str, language: str, co
     settings.update(
         DATABASE_URL=f"sqlite:///{database_file}",
         LOCAL_REPOSITORIES=f"{name}={Path(path).resolve()}",
+        PUBLIC_LOCAL_REPOSITORIES=True,  # the demo's reports are meant to be browsed
         OPENAI_API_KEY=None, OPENAI_BASE_URL=None,  # the heuristic analyzer: no keys, no network
         MAIL_BACKEND="outbox", OUTBOX_DIR=str(instance / "outbox" / "demo"),
     )

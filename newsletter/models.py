@@ -65,8 +65,8 @@ class Subscriber(Base):
     __tablename__ = "subscriber"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # email keeps the address as normalized by email-validator (domain lower-cased);
-    # email_key is its case-folded form and carries the uniqueness.
+    # email is the address with its domain in ASCII (IDNA) form, as normalize_email returns it: what
+    # mail goes to. email_key is its case-folded form and carries the uniqueness.
     email: Mapped[str] = mapped_column(String(320), nullable=False)
     email_key: Mapped[str] = mapped_column(String(320), nullable=False, unique=True)
     status: Mapped[SubscriberStatus] = mapped_column(_enum(SubscriberStatus, "subscriber_status"),

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from newsletter.models import CommitAnalysis, DailyRun, Report, RepoRun, RepoRunStatus, RunStatus
-from newsletter.reports import run
+from newsletter.reports import run, store
 
 from .factories import subscriber
 from .fakes.openai import Behaviour, FakeOpenAI
@@ -146,11 +146,11 @@ def test_a_crashed_repository_job_stays_pending_and_the_run_is_not_done(app, ses
     session.rollback()
     summary = run.close_run(session, opened.run_id)  # the follow-up job
     assert summary["status"] == "failed" and summary["unfinished"] == [SEED_REPO]
-    assert not run.day_is_ready(session, SEED_DATE)
+    assert not store.day_is_ready(session, SEED_DATE)
     again = run.open_run(session, SEED_DATE, "manual", "UTC", now=SEED_NOW)
     assert again is not None and again.resumed and again.repo_run_ids == opened.repo_run_ids
     run.run_repository(session, services, again.repo_run_ids[0])
-    assert run.close_run(session, again.run_id)["status"] == "done" and run.day_is_ready(session, SEED_DATE)
+    assert run.close_run(session, again.run_id)["status"] == "done" and store.day_is_ready(session, SEED_DATE)
 
 
 def test_close_run_with_an_unfinished_repository_fails_the_run(app, session, github):
@@ -160,7 +160,7 @@ def test_close_run_with_an_unfinished_repository_fails_the_run(app, session, git
     summary = run.close_run(session, opened.run_id)
     assert summary["status"] == "failed" and summary["unfinished"] == [SEED_REPO]
     assert "1 repositories have no report yet" in summary["error"]
-    assert not run.day_is_ready(session, SEED_DATE)
+    assert not store.day_is_ready(session, SEED_DATE)
 
 
 def test_llm_calls_in_the_summary_are_http_requests_retries_included(app, session, github, llm):

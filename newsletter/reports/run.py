@@ -185,16 +185,6 @@ def heartbeat(session: Session, run_id: int) -> None:
     session.execute(update(DailyRun).where(DailyRun.id == run_id).values(heartbeat_at=utcnow()))
 
 
-def run_status(session: Session, day: date) -> RunStatus | None:
-    """The state of the day's run, or None when there is none."""
-    return session.scalar(select(DailyRun.status).where(DailyRun.date == day))
-
-
-def day_is_ready(session: Session, day: date) -> bool:
-    """Whether every repository has its report for day: only then may the day's emails go."""
-    return run_status(session, day) is RunStatus.DONE
-
-
 def unfinished_days(session: Session, since: date, lease: timedelta) -> list[date]:
     """Days from since on whose run failed or went stale: the scheduler resumes them."""
     runs = session.scalars(select(DailyRun).where(DailyRun.date >= since, DailyRun.status != RunStatus.DONE)
@@ -240,6 +230,8 @@ def collect(session: Session, services: Services, repository: Repository, day: d
     before = source.requests
     info = source.resolve(repository.name)
     repository.default_branch = info.default_branch
+    # Private on GitHub, or local and not made public: no public archive, and only granted subscribers.
+    repository.private = info.private
     shas: list[str] | None = None
     if not backfill and repository.watermark_sha and info.head_sha:
         shas = source.new_commit_shas(repository.name, info.head_sha, repository.watermark_sha)

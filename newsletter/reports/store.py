@@ -1,4 +1,5 @@
-"""Stored reports, read back: for the email, the web archive, the feed and `newsletter report`."""
+"""Stored reports, and the state of a day's run, read back: for the email, the web archive, the feed and
+`newsletter report`. Light on purpose: the fan-out imports it without the GitHub and LLM clients."""
 from __future__ import annotations
 
 import datetime
@@ -7,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, load_only
 
 from ..i18n import LANGUAGES
-from ..models import Report, Repository
+from ..models import DailyRun, Report, Repository, RunStatus
 from .model import DailyReport
 
 
@@ -62,3 +63,18 @@ def newest_reports(session: Session, repository: Repository, language: str | Non
     if language:
         return list(session.scalars(query.where(Report.language == language).limit(limit)))
     return list(session.scalars(query.limit(limit * len(LANGUAGES))))
+
+
+def run_status(session: Session, day: datetime.date) -> RunStatus | None:
+    """The state of the day's run, or None when there is none."""
+    return session.scalar(select(DailyRun.status).where(DailyRun.date == day))
+
+
+def day_is_ready(session: Session, day: datetime.date) -> bool:
+    """Whether every repository has its report for day: only then may the day's emails go."""
+    return run_status(session, day) is RunStatus.DONE
+
+
+def private_repositories(session: Session) -> frozenset[str]:
+    """Names of the repositories known to be private: only granted subscriptions may show them."""
+    return frozenset(session.scalars(select(Repository.name).where(Repository.private.is_(True))))
