@@ -21,7 +21,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.worker import Worker
 
-from newsletter.delivery import fanout
+from newsletter.delivery import fanout, recovery
 from newsletter.delivery.mailers import make_mailer
 
 from .context import job_session, redis_connection
@@ -48,7 +48,7 @@ def start_delivery(day_iso: str) -> str:
 def sweep() -> str:
     """The scheduler's periodic pass: recover, expire, and enqueue every batch with due pending rows."""
     with job_session() as (config, session):
-        swept = fanout.sweep(session, config, make_mailer(config))
+        swept = recovery.sweep(session, config, make_mailer(config))
         enqueued = enqueue_batches(config, swept.batches)
     return f"{swept.recovered} interrupted, {swept.expired} past their retry window, {enqueued} batches enqueued"
 
@@ -106,6 +106,6 @@ def _outstanding(connection: redis.Redis, key: str) -> bool:
     worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + job.worker_name, connection=connection)
     if worker is None:
         return False
-    if worker.hostname == socket.gethostname() and worker.pid and not fanout.process_alive(worker.pid):
+    if worker.hostname == socket.gethostname() and worker.pid and not recovery.process_alive(worker.pid):
         return False
     return True

@@ -20,7 +20,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select, update
 
 from jobs.deliver import start_delivery
-from newsletter.delivery import fanout
+from newsletter.delivery import fanout, planning, recovery, rows
 from newsletter.delivery.mailers import SendGridMailer, make_mailer
 from newsletter.models import (
     DailyRun,
@@ -304,7 +304,7 @@ def test_batches_keep_identical_contents_together(app, session):
     for i in range(5):
         subscriber(session, f"y{i}@example.com", threshold="high")
     _report_day(app, session)
-    planned = fanout.plan(session, SEED_DATE, batch_size=4, chunk=3)
+    planned = planning.plan(session, SEED_DATE, batch_size=4, chunk=3)
     rows = list(session.scalars(select(Delivery)))
     by_key = {}
     for row in rows:
@@ -312,7 +312,7 @@ def test_batches_keep_identical_contents_together(app, session):
     # A content key spans batches only in whole chunks of 3: 7 → 3+3+1 at most three batches.
     assert all(len(batches) <= 3 for batches in by_key.values())
     assert len(planned.batches) == len({r.batch for r in rows})
-    assert fanout.plan(session, SEED_DATE).created == 0
+    assert planning.plan(session, SEED_DATE).created == 0
 
 
 def _descendants(pid: int) -> list[int]:
@@ -484,7 +484,7 @@ def test_killed_worker_with_a_sendgrid_request_in_flight(app, session, redis_url
 
 
 def test_unused_date_has_no_deliveries(app, session):
-    assert fanout.summary(session, date(2026, 1, 1))["sent"] == 0
+    assert rows.summary(session, date(2026, 1, 1))["sent"] == 0
 
 
 # The day's run must be done before its emails go -----------------------------------------------------
@@ -733,18 +733,18 @@ def test_a_sendgrid_server_that_never_answers_times_out_and_the_rows_wait(app, s
 def test_the_claim_lease_outlasts_the_longest_hand_off(app, session):
     reader = subscriber(session, "slow@example.com")
     _report_day(app, session)
-    fanout.plan(session, SEED_DATE)
+    planning.plan(session, SEED_DATE)
     # Claimed 40 minutes ago by a process on another host, which may still be waiting for SendGrid.
     session.execute(update(Delivery).values(status=DeliveryStatus.SENDING, claimed_by="elsewhere:4242",
                                             updated_at=utcnow() - timedelta(minutes=40)))
     session.commit()
     slow = make_mailer({**app.config, "MAIL_BACKEND": "sendgrid", "SENDGRID_API_KEY": "SG.x",
                         "SENDGRID_API_HOST": "http://127.0.0.1:9", "SENDGRID_TIMEOUT": 300.0})
-    assert fanout.claim_lease(slow) > timedelta(seconds=300 * 6)
-    assert fanout.recover(session, SEED_DATE, lease=fanout.claim_lease(slow)) == 0
+    assert recovery.claim_lease(slow) > timedelta(seconds=300 * 6)
+    assert recovery.recover(session, SEED_DATE, lease=recovery.claim_lease(slow)) == 0
     quick = make_mailer({**app.config, "MAIL_BACKEND": "sendgrid", "SENDGRID_API_KEY": "SG.x",
                          "SENDGRID_API_HOST": "http://127.0.0.1:9", "SENDGRID_TIMEOUT": 30.0})
-    assert fanout.recover(session, SEED_DATE, lease=fanout.claim_lease(quick)) == 1
+    assert recovery.recover(session, SEED_DATE, lease=recovery.claim_lease(quick)) == 1
     assert _rows(session)[reader.email].status is DeliveryStatus.FAILED
 
 
