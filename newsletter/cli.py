@@ -7,6 +7,7 @@ the same services as the site and the jobs.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -44,6 +45,8 @@ from .subscribers.smtputf8 import Smtputf8Support
 from .subscribers.validation import parse_repo, parse_repo_spec
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
+SCHEDULER_MAX_WAIT = 30.0  # seconds between two attempts to reach Redis again
+log = logging.getLogger(__name__)
 
 
 def _session() -> Session:
@@ -150,7 +153,11 @@ def run_daily_command(day: datetime | None, sync: bool, retry_fallbacks: bool) -
                        f"{result['still_fallback']} still fall back")
             return
         if not sync:
-            click.echo(start_daily(when.isoformat() if when else None, trigger="manual"))
+            try:
+                click.echo(start_daily(when.isoformat() if when else None, trigger="manual"))
+            except redis.exceptions.RedisError as exc:
+                raise click.ClickException(f"Redis is unreachable ({exc}); the run is left failed and resumes "
+                                           "when `newsletter run-daily` runs again") from None
             return
         services = run.make_services(config)
         try:
@@ -297,7 +304,16 @@ def scheduler_command() -> None:
     scheduler = CronScheduler(connection=connection, logging_level=_config()["LOG_LEVEL"])
     scheduler.load_config_from_file(str(Path(jobs.__file__).resolve().parent / "schedule.py"))
     click.echo(f"scheduler: {_config()['DIGEST_CRON']} in {_config()['DIGEST_TIMEZONE']}")
-    scheduler.start()  # type: ignore[no-untyped-call]  # rq's CronScheduler.start() is unannotated
+    wait = 1.0
+    while True:
+        try:
+            scheduler.start()  # type: ignore[no-untyped-call]  # rq's CronScheduler.start() is unannotated
+            return
+        except redis.exceptions.ConnectionError as exc:
+            # Redis restarting must not leave the service without daily runs and delivery sweeps.
+            log.warning("Redis is unreachable (%s); the scheduler starts again in %.0f s", exc, wait)
+            time.sleep(wait)
+            wait = min(wait * 2, SCHEDULER_MAX_WAIT)
 
 
 @click.command("demo")

@@ -149,8 +149,8 @@ def build_config(overrides: Mapping[str, Any] | None = None,
     merged = dict(os.environ if environ is None else environ)
     merged.update({k: v for k, v in (overrides or {}).items() if k in setting_names() and isinstance(v, str)})
     settings = load_config(merged)
-    if overrides:
-        settings.update(overrides)
+    # Other overrides (typed values, keys that are not settings) as given; strings were converted above.
+    settings.update({k: v for k, v in (overrides or {}).items() if not (k in setting_names() and isinstance(v, str))})
     if not settings.get("SECRET_KEY"):
         settings["SECRET_KEY"] = instance_secret_key(settings["INSTANCE_PATH"])
     return settings

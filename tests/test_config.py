@@ -51,3 +51,12 @@ def test_readme_documents_every_setting():
     documented = set(re.findall(r"^\| `([A-Z_]+)` \|", readme, flags=re.M))
     missing = {s.name for s in SETTINGS} - documented
     assert not missing, f"README lacks settings: {sorted(missing)}"
+
+
+def test_string_overrides_of_typed_settings_are_converted(tmp_path):
+    from newsletter.config import build_config
+
+    settings = build_config({"SMTP_TIMEOUT": "5", "DELIVERY_RETRY_HOURS": "2", "RATELIMIT_ENABLED": "0",
+                             "INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "x" * 40, "TESTING": True})
+    assert settings["SMTP_TIMEOUT"] == 5.0 and settings["DELIVERY_RETRY_HOURS"] == 2
+    assert settings["RATELIMIT_ENABLED"] is False and settings["TESTING"] is True

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import redis
 from rq import Queue
@@ -78,3 +79,58 @@ def test_tick_starts_the_run_only_when_due_and_once(app, session):
         assert tick() == f"{day}: in progress"
     run = session.scalar(select(DailyRun))
     assert run.trigger == "cron" and run.backfill is False
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _redis_server(port: int, folder) -> subprocess.Popen:
+    process = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                "--appendonly", "no", "--dir", str(folder)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    for _ in range(200):
+        try:
+            client.ping()
+            return process
+        except redis.ConnectionError:
+            time.sleep(0.02)
+    raise RuntimeError("redis-server did not start")
+
+
+def test_the_scheduler_outlives_a_redis_restart(app, tmp_path):
+    """A Redis restart must not leave the service without daily runs and delivery sweeps."""
+    port = _free_port()
+    server = _redis_server(port, tmp_path)
+    env = {**worker_env(app), "REDIS_URL": f"redis://127.0.0.1:{port}/0", "DELIVERY_SWEEP_SECONDS": "1",
+           "LOG_LEVEL": "INFO"}
+    log = open(tmp_path / "scheduler.log", "w")
+    scheduler = subprocess.Popen([sys.executable, "-c", "from newsletter.cli import main; main()", "scheduler"],
+                                 env=env, stdout=log, stderr=subprocess.STDOUT)
+    email = Queue("email", connection=redis.Redis(port=port))
+    try:
+        deadline = time.monotonic() + 30
+        while not email.job_ids and time.monotonic() < deadline:  # the sweep at start, then every second
+            time.sleep(0.1)
+        assert email.job_ids, (tmp_path / "scheduler.log").read_text()[-2000:]
+        server.terminate()
+        server.wait(timeout=10)
+        time.sleep(3)
+        assert scheduler.poll() is None, (tmp_path / "scheduler.log").read_text()[-2000:]
+        server = _redis_server(port, tmp_path)  # an empty Redis, as after a restart without persistence
+        deadline = time.monotonic() + 60
+        while not email.job_ids and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert email.job_ids, (tmp_path / "scheduler.log").read_text()[-2000:]
+        assert "Redis is unreachable" in (tmp_path / "scheduler.log").read_text()
+    finally:
+        scheduler.terminate()
+        scheduler.wait(timeout=10)
+        log.close()
+        server.terminate()
+        server.wait(timeout=10)

@@ -169,3 +169,13 @@ def test_llm_calls_in_the_summary_are_http_requests_retries_included(app, sessio
     llm.script("server_error", "rate_limited", "ok")
     summary = run.run_sync(session, _services(app, llm), SEED_DATE, now=SEED_NOW)
     assert summary["llm_calls"] == llm.calls == 15 + 2
+
+
+def test_run_daily_with_redis_down_says_so_in_one_line(app, session, github, runner):
+    load_into(github)
+    subscriber(session, "a@example.com", SEED_REPO)
+    app.config["REDIS_URL"] = "redis://127.0.0.1:9/0"
+    result = runner.invoke(args=["run-daily", "--date", SEED_DATE.isoformat()])
+    assert result.exit_code == 1 and "Redis is unreachable" in result.output
+    assert "Traceback" not in result.output
+    assert _day_run(session).status is RunStatus.FAILED
