@@ -66,6 +66,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LLM_CONCURRENCY", "8", "LLM calls in flight at once for a repository (and for a whole --sync run).", "int"),
     Setting("LLM_TIMEOUT", "60", "Seconds before one LLM call is abandoned and retried.", "float"),
     Setting("LLM_MAX_RETRIES", "3", "Retries of one commit's LLM call before the heuristic analysis stands in (flagged).", "int"),
+    Setting("LLM_STRUCTURED_OUTPUT", "auto", "How answers are constrained to the JSON schema: auto (json_schema first, then what the server accepts), json_schema, json_object or prompt."),
+    Setting("LLM_CONTEXT_TOKENS", "16384", "The model's context window: the prompt plus the answer must fit it, so the diff budget shrinks as needed.", "int"),
     Setting("DIFF_TOKEN_BUDGET", "6000", "Tokens of diff put into one commit's prompt; the prompt says what was cut.", "int"),
     Setting("BOT_LOGINS", "dependabot[bot],renovate[bot],github-actions[bot],pre-commit-ci[bot]", "Comma-separated logins whose commits get a one-line analysis instead of an LLM call (any login ending in [bot] counts too)."),
     Setting("DIGEST_CRON", "0 7 * * *", "When the daily run fires (cron syntax), in DIGEST_TIMEZONE."),
@@ -126,6 +128,9 @@ def load_config(environ: Mapping[str, str] | None = None,
     config["BASE_URL"] = config["BASE_URL"].rstrip("/")
     if not config["BASE_URL"].startswith(("http://", "https://")):
         raise ConfigError(f"BASE_URL must start with http:// or https://, got {config['BASE_URL']!r}")
+    if config["LLM_STRUCTURED_OUTPUT"] not in ("auto", "json_schema", "json_object", "prompt"):
+        raise ConfigError("LLM_STRUCTURED_OUTPUT must be auto, json_schema, json_object or prompt, "
+                          f"got {config['LLM_STRUCTURED_OUTPUT']!r}")
     if config["MAIL_BACKEND"] not in ("outbox", "smtp", "sendgrid"):
         raise ConfigError(f"MAIL_BACKEND must be outbox, smtp or sendgrid, got {config['MAIL_BACKEND']!r}")
     try:

@@ -172,14 +172,17 @@ class FetchedCommit(Base):
 
 
 class CommitAnalysis(Base):
-    """One commit analysed in one language by one model and prompt version: computed once, reused."""
+    """One commit analysed by one model and prompt version, in every language it was asked for:
+    computed once, reused; a language asked for later adds its texts to the same row.
+
+    `analysis` is an AnalysisSet as JSON: one change type and importance, texts per language.
+    """
 
     __tablename__ = "commit_analysis"
-    __table_args__ = (UniqueConstraint("commit_id", "language", "model", "prompt_version", name="uq_analysis_key"),)
+    __table_args__ = (UniqueConstraint("commit_id", "model", "prompt_version", name="uq_analysis_key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     commit_id: Mapped[int] = mapped_column(ForeignKey("repo_commit.id", ondelete="CASCADE"), nullable=False)
-    language: Mapped[str] = mapped_column(String(5), nullable=False)
     model: Mapped[str] = mapped_column(String(200), nullable=False)
     prompt_version: Mapped[str] = mapped_column(String(20), nullable=False)
     analysis: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)

@@ -116,7 +116,9 @@ def test_hostile_commit_is_escaped_and_not_linked(client, session):
     section = html[html.index('id="c-aaaaaaa"'):]
     section = section[:section.index("</article>")]
     assert "🔗 —" in section
-    assert "⚠️ LLM analysis failed (&lt;svg onload=alert(3)&gt;); heuristic analysis shown." in section
+    # A reason code we have no sentence for is not shown at all: the reader gets a plain sentence.
+    assert "⚠️ The LLM analysis failed: the reason is unknown. The heuristic analysis is shown instead." in section
+    assert "svg onload" not in html
     assert "⚠️ 1 of 16 analyses fell back to heuristics because the LLM call failed." in html
 
 

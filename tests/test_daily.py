@@ -77,23 +77,52 @@ def test_report_command_prints_markdown_and_json(app, session, github, runner):
     assert missing.exit_code == 1 and "no report for rq/rq" in missing.output
 
 
-def test_llm_analysis_once_per_language_and_cached(app, session, github, llm):
+def test_one_llm_request_per_commit_for_every_language_and_cached(app, session, github, llm):
     load_into(github)
     subscriber(session, "en@example.com", SEED_REPO, lang="en")
     subscriber(session, "zh@example.com", SEED_REPO, lang="zh")
     subscriber(session, "en2@example.com", SEED_REPO, lang="en", threshold="high")
     services = _services(app, llm)
     summary = _run(app, session, services)
-    assert summary["llm_calls"] == 30 == llm.calls  # 15 commits × 2 languages, not × 3 subscribers
-    assert session.scalar(select(func.count()).select_from(CommitAnalysis)) == 30
+    # 15 commits, one request each whatever the languages (not × 2 languages, not × 3 subscribers).
+    assert summary["llm_calls"] == 15 == llm.calls
+    assert session.scalar(select(func.count()).select_from(CommitAnalysis)) == 15
     for request in llm.requests:
+        schema = request["response_format"]["json_schema"]["schema"]
         assert request["response_format"]["type"] == "json_schema"
+        assert {"change_type", "importance", "en", "zh"} == set(schema["properties"])
     en, zh = _report(session, SEED_REPO, SEED_DATE, "en"), _report(session, SEED_REPO, SEED_DATE, "zh")
     assert en.analyzer == zh.analyzer == "test-model"
     assert en.prompt_tokens > 0 and en.data["tokens"]["prompt"] == en.prompt_tokens
+    # The two languages rate every commit the same: one verdict per commit.
+    rated = {lang: {e["commit"]["sha"]: (e["analysis"]["importance"], e["analysis"]["change_type"])
+                    for e in report.data["entries"]} for lang, report in (("en", en), ("zh", zh))}
+    assert rated["en"] == rated["zh"] and len(rated["en"]) == 15
     # Re-running the backfill of the same day: the guard does nothing, and no LLM call is made.
     assert _run(app, session, services, SEED_DATE) is None
-    assert llm.calls == 30
+    assert llm.calls == 15
+
+
+def test_a_language_read_later_asks_only_for_its_texts(app, session, github, llm):
+    load_into(github)
+    subscriber(session, "en@example.com", SEED_REPO, lang="en")
+    services = _services(app, llm)
+    _run(app, session, services)
+    assert llm.calls == 15
+    before = {row.commit_id: row.analysis["importance"] for row in session.scalars(select(CommitAnalysis))}
+    subscriber(session, "zh@example.com", SEED_REPO, lang="zh")
+    # A Chinese reader arrives: the day's commits lack only their Chinese texts.
+    commits = list(session.scalars(select(FetchedCommit).where(FetchedCommit.report_date == SEED_DATE)))
+    pending = run.pending_analyses(session, commits, ["en", "zh"], services.analyzer.model)
+    assert len(pending) == 15 and {p.languages for p in pending} == {("zh",)}
+    requests = run.analyze_pending(session, services, pending)
+    session.commit()
+    assert sum(requests.values()) == 15 and llm.calls == 30
+    for request in llm.requests[15:]:
+        assert set(request["response_format"]["json_schema"]["schema"]["properties"]) == {"zh"}
+    after = {row.commit_id: (row.analysis["importance"], sorted(row.analysis["texts"]))
+             for row in session.scalars(select(CommitAnalysis))}
+    assert after == {commit_id: (importance, ["en", "zh"]) for commit_id, importance in before.items()}
 
 
 def test_second_trigger_does_nothing(app, session, github):
@@ -192,7 +221,7 @@ def test_llm_failure_falls_back_flagged_and_retry_fallbacks(app, session, github
     rows = list(session.scalars(select(CommitAnalysis)))
     assert len(rows) == 15 and all(r.fallback for r in rows)
     report = _report(session, SEED_REPO, SEED_DATE)
-    assert "heuristic analysis shown" in report.markdown
+    assert "the model's server kept failing with internal errors. The heuristic analysis is shown instead." in report.markdown
     # A later run does not recompute them ...
     calls = llm.calls
     _run(app, session, services, now=SEED_NOW + timedelta(days=1))

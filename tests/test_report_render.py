@@ -370,7 +370,7 @@ def test_fallback_analysis_shows_visible_note():
     report = dataclasses.replace(report, entries=(Entry(first.commit, fallback), *report.entries[1:]))
     markdown = render_markdown(report)
     body = commit_sections(markdown)[f"c-{first.commit.sha[:7]}"]
-    assert "> ⚠️ LLM analysis failed (timeout); heuristic analysis shown." in body
+    assert "> ⚠️ The LLM analysis failed: the model did not answer in time. The heuristic analysis is shown instead." in body
     assert labels(body) == [t(key, "en") for key in FIELD_KEYS]
     assert "⚠️ 1 of 15 analyses fell back to heuristics" in markdown.split("### ", 1)[0]
 

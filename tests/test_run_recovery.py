@@ -47,7 +47,7 @@ def test_a_lone_surrogate_in_an_llm_answer_is_stored_and_the_day_is_done(app, se
     llm.script(Behaviour(answer={"summary": "bad \ud800 answer", "risks": ["nul \x00 inside"]}))
     summary = run.run_sync(session, _services(app, llm), SEED_DATE, now=SEED_NOW)
     assert summary["status"] == "done" and summary["ok"] == 1
-    stored = [row.analysis for row in session.scalars(select(CommitAnalysis))]
+    stored = [row.analysis["texts"]["en"] for row in session.scalars(select(CommitAnalysis))]
     odd = [a for a in stored if "bad" in a["summary"]]
     assert len(odd) == 1 and odd[0]["summary"] == "bad \ufffd answer" and odd[0]["risks"] == ["nul inside"]
     report = session.scalar(select(Report).where(Report.date == SEED_DATE))

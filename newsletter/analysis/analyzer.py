@@ -9,7 +9,7 @@ from ..sources.commit import CommitRecord
 from .bots import DEFAULT_BOT_LOGINS
 from .heuristic import HeuristicAnalyzer
 from .llm import LLMAnalyzer
-from .result import Analysis
+from .result import AnalysisSet
 
 
 class Analyzer(Protocol):
@@ -25,12 +25,13 @@ class Analyzer(Protocol):
         """LLM HTTP requests made so far, retries included (0 for the heuristic)."""
         ...
 
-    def analyze(self, commit: CommitRecord, language: str) -> Analysis:
-        """One commit in one language."""
+    def analyze(self, commit: CommitRecord, languages: Sequence[str], known: AnalysisSet | None = None) -> AnalysisSet:
+        """One commit in every language asked for, with one request; with known, only the missing texts."""
         ...
 
-    def analyze_many(self, items: Sequence[tuple[CommitRecord, str]]) -> list[Analysis]:
-        """(commit, language) pairs, in input order."""
+    def analyze_many(self, items: Sequence[tuple[CommitRecord, Sequence[str], AnalysisSet | None]]
+                     ) -> list[AnalysisSet]:
+        """(commit, languages, known) items, in input order."""
         ...
 
     def close(self) -> None:
@@ -58,6 +59,8 @@ def make_analyzer(config: Mapping[str, Any], **overrides: Any) -> Analyzer:
         raise ConfigError("OPENAI_MODEL is required when OPENAI_API_KEY or OPENAI_BASE_URL is set")
     options: dict[str, Any] = dict(timeout=config.get("LLM_TIMEOUT", 60), max_retries=config.get("LLM_MAX_RETRIES", 3),
                                    concurrency=config.get("LLM_CONCURRENCY", 8),
-                                   diff_token_budget=config.get("DIFF_TOKEN_BUDGET", 6000), bot_logins=bots)
+                                   diff_token_budget=config.get("DIFF_TOKEN_BUDGET", 6000),
+                                   context_tokens=config.get("LLM_CONTEXT_TOKENS", 16384),
+                                   structured_output=config.get("LLM_STRUCTURED_OUTPUT", "auto"), bot_logins=bots)
     options.update(overrides)
     return LLMAnalyzer(api_key, base_url, model, **options)

@@ -22,7 +22,7 @@ from ..i18n import LANGUAGES, t
 from ..sources.commit import CommitRecord
 from ..text import plain
 from .bots import DEFAULT_BOT_LOGINS, is_bot
-from .result import HEURISTIC_MODEL, Analysis, Importance, Insight
+from .result import HEURISTIC_MODEL, Analysis, AnalysisSet, Importance, Insight, Texts
 
 # "Large" thresholds for features, fixes and performance work: past these a change is
 # hard to review and likely to have wide effects, which is what "high" means in reports.
@@ -425,35 +425,38 @@ def analyze_heuristic(commit: CommitRecord, language: str, *, bot: bool = False)
     )
 
 
-def apply_floor(commit: CommitRecord, analysis: Analysis) -> Analysis:
+def apply_floor(commit: CommitRecord, analysis: AnalysisSet) -> AnalysisSet:
     """Hold a model's importance to the rules no analysis may break, whoever made it.
 
     Breaking changes and security fixes are at least high; typo fixes are low; docs, style, test,
-    ci and chore commits are at most medium. When the importance moves, the reason is the rule's,
-    so the reason always explains the importance shown.
+    ci and chore commits (by the metadata or by the model's own type) are at most medium. When the
+    importance moves, each language's reason is the rule's, so the reason always explains the
+    importance shown.
     """
     facts = _facts(commit)
-    author = plain(commit.author_login or commit.author_name or "", 60) or _t("unknown_author", analysis.language)
-    rule, reason = _importance(facts, analysis.language, author, bot=False)
     kind = facts.change_type
     if kind == "merge":
         return analysis
-    forced = None
+    forced, reason_key = None, None
+    rule = _importance(facts, "en", "", bot=False)[0]
     if (facts.breaking or rule is Importance.HIGH and facts.security_terms) and analysis.importance is not Importance.HIGH:
         forced = Importance.HIGH
     elif facts.typo and not facts.breaking and analysis.importance is not Importance.LOW:
         forced = Importance.LOW
     elif kind in _LOW_TYPES and rule is Importance.LOW and analysis.importance is Importance.HIGH:
-        forced = Importance.MEDIUM
-        reason = _t(f"reason_{kind}", analysis.language)
+        forced, reason_key = Importance.MEDIUM, f"reason_{kind}"
     elif analysis.change_type in _LOW_TYPES and analysis.importance is Importance.HIGH \
             and not (facts.breaking or facts.security_terms):
         # The model's own type says docs, style, test, ci or chore: at most medium, as for the heuristic.
-        forced = Importance.MEDIUM
-        reason = _t(f"reason_{analysis.change_type}", analysis.language)
+        forced, reason_key = Importance.MEDIUM, f"reason_{analysis.change_type}"
     if forced is None:
         return analysis
-    return replace(analysis, importance=forced, importance_reason=reason)
+    texts = {}
+    for language, text in analysis.texts.items():
+        author = plain(commit.author_login or commit.author_name or "", 60) or _t("unknown_author", language)
+        reason = _t(reason_key, language) if reason_key else _importance(facts, language, author, bot=False)[1]
+        texts[language] = replace(text, importance_reason=reason)
+    return replace(analysis, importance=forced, texts=texts)
 
 
 class HeuristicAnalyzer:
@@ -465,13 +468,18 @@ class HeuristicAnalyzer:
     def __init__(self, *, bot_logins: Iterable[str] = DEFAULT_BOT_LOGINS) -> None:
         self._bot_logins = frozenset(bot_logins)
 
-    def analyze(self, commit: CommitRecord, language: str) -> Analysis:
-        """The heuristic analysis of commit in language."""
-        return analyze_heuristic(commit, language, bot=is_bot(commit, self._bot_logins))
+    def analyze(self, commit: CommitRecord, languages: Sequence[str], known: AnalysisSet | None = None) -> AnalysisSet:
+        """The heuristic analysis of commit in languages (only their texts added to known, when given)."""
+        bot = is_bot(commit, self._bot_logins)
+        analyses = {language: analyze_heuristic(commit, language, bot=bot) for language in languages}
+        if known is not None:
+            return known.with_texts({language: Texts.of(a) for language, a in analyses.items()})
+        return AnalysisSet.of(analyses)
 
-    def analyze_many(self, items: Sequence[tuple[CommitRecord, str]]) -> list[Analysis]:
-        """Analyses of (commit, language) pairs, in input order."""
-        return [self.analyze(commit, language) for commit, language in items]
+    def analyze_many(self, items: Sequence[tuple[CommitRecord, Sequence[str], AnalysisSet | None]]
+                     ) -> list[AnalysisSet]:
+        """Analyses of (commit, languages, known) items, in input order."""
+        return [self.analyze(commit, languages, known) for commit, languages, known in items]
 
     def close(self) -> None:
         """Nothing to release; here so every analyzer can be closed alike."""

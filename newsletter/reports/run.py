@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..analysis.analyzer import Analyzer, make_analyzer
-from ..analysis.result import PROMPT_VERSION, Analysis
+from ..analysis.result import PROMPT_VERSION, AnalysisSet
 from ..errors import SourceError, ValidationError
 from ..models import (
     CommitAnalysis,
@@ -269,41 +269,69 @@ def collect(session: Session, services: Services, repository: Repository, day: d
 
 # 2b. Analyse ---------------------------------------------------------------------------------------
 
-def _cached(session: Session, commit_ids: list[int], model: str) -> dict[tuple[int, str], CommitAnalysis]:
+def _cached(session: Session, commit_ids: list[int], model: str) -> dict[int, CommitAnalysis]:
+    """Each commit's analysis by model: the current prompt version's, else the newest older one
+    (a report of a day analyzed before the prompt changed is rebuilt from what it showed)."""
     if not commit_ids:
         return {}
     rows = session.scalars(select(CommitAnalysis).where(
-        CommitAnalysis.commit_id.in_(commit_ids), CommitAnalysis.model == model,
-        CommitAnalysis.prompt_version == PROMPT_VERSION))
-    return {(row.commit_id, row.language): row for row in rows}
+        CommitAnalysis.commit_id.in_(commit_ids), CommitAnalysis.model == model)
+        .order_by(CommitAnalysis.updated_at))
+    found: dict[int, CommitAnalysis] = {}
+    for row in rows:
+        current = found.get(row.commit_id)
+        if current is None or current.prompt_version != PROMPT_VERSION:
+            found[row.commit_id] = row
+    return found
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A commit whose analysis lacks some languages (all of them when it has none yet)."""
+
+    commit: FetchedCommit
+    languages: tuple[str, ...]
+    row: CommitAnalysis | None  # the analysis it has, whose verdict the new texts keep
 
 
 def pending_analyses(session: Session, commits: list[FetchedCommit], languages: Iterable[str],
-                     model: str) -> list[tuple[FetchedCommit, str]]:
-    """(commit, language) pairs without a cached analysis; merge commits are shown, not analyzed."""
+                     model: str) -> list[Pending]:
+    """Commits whose analysis is missing or lacks a language; merge commits are shown, not analyzed."""
+    wanted = tuple(sorted(set(languages)))
     cache = _cached(session, [c.id for c in commits], model)
-    return [(commit, language) for commit in commits for language in languages
-            if len(commit.record.get("parents") or ()) <= 1 and (commit.id, language) not in cache]
+    pending = []
+    for commit in commits:
+        if len(commit.record.get("parents") or ()) > 1:
+            continue
+        row = cache.get(commit.id)
+        have = set((row.analysis.get("texts") or {}) if row is not None else ())
+        missing = tuple(language for language in wanted if language not in have)
+        if missing:
+            pending.append(Pending(commit, missing, row))
+    return pending
 
 
-def analyze_pending(session: Session, services: Services, pending: list[tuple[FetchedCommit, str]]) -> dict[int, int]:
-    """Analyze and store every pending pair; returns the LLM HTTP requests made, per repository id."""
+def analyze_pending(session: Session, services: Services, pending: list[Pending]) -> dict[int, int]:
+    """Analyze and store every pending commit (one request each, whatever the languages); returns the
+    LLM HTTP requests made, per repository id."""
     if not pending:
         return {}
     analyzer = services.analyzer
-    analyses = analyzer.analyze_many([(CommitRecord.from_dict(c.record), lang) for c, lang in pending])
+    known = [AnalysisSet.from_dict(p.row.analysis) if p.row is not None else None for p in pending]
+    results = analyzer.analyze_many([(CommitRecord.from_dict(p.commit.record), p.languages, k)
+                                     for p, k in zip(pending, known, strict=True)])
     requests: dict[int, int] = {}
-    for (commit, language), analysis in zip(pending, analyses, strict=True):
-        _store_analysis(session, commit, language, analyzer.model, analysis)
-        requests[commit.repository_id] = requests.get(commit.repository_id, 0) + analysis.requests
+    for item, before, result in zip(pending, known, results, strict=True):
+        _store_analysis(session, item.commit, analyzer.model, result, existing=item.row)
+        made = result.requests - (before.requests if before is not None else 0)
+        requests[item.commit.repository_id] = requests.get(item.commit.repository_id, 0) + made
     session.flush()
     return requests
 
 
-def _store_analysis(session: Session, commit: FetchedCommit, language: str, model: str, analysis: Analysis,
+def _store_analysis(session: Session, commit: FetchedCommit, model: str, analysis: AnalysisSet,
                     existing: CommitAnalysis | None = None) -> CommitAnalysis:
-    row = existing or CommitAnalysis(commit_id=commit.id, language=language, model=model,
-                                     prompt_version=PROMPT_VERSION)
+    row = existing or CommitAnalysis(commit_id=commit.id, model=model, prompt_version=analysis.prompt_version)
     row.analysis = storable_json(analysis.to_dict())  # type: ignore[assignment]
     row.fallback = analysis.fallback
     row.prompt_tokens = analysis.prompt_tokens
@@ -325,11 +353,13 @@ def assemble(session: Session, services: Services, repository: Repository, day: 
     model = services.analyzer.model
     cache = _cached(session, [c.id for c in commits], model)
     stored = []
+    sets = {commit_id: AnalysisSet.from_dict(row.analysis) for commit_id, row in cache.items()}
     for language in languages:
         pairs = []
         for commit in commits:
-            row = cache.get((commit.id, language))
-            pairs.append((CommitRecord.from_dict(commit.record), Analysis.from_dict(row.analysis) if row else None))
+            found = sets.get(commit.id)
+            analysis = found.language(language) if found is not None and language in found.texts else None
+            pairs.append((CommitRecord.from_dict(commit.record), analysis))
         report = build_report(repository.name, day, language, pairs, timezone=services.timezone, analyzer=model,
                               status="failed" if error else "ok", error=error)
         stored.append(_store_report(session, repository, report))
@@ -493,7 +523,7 @@ def _run_repositories(session: Session, services: Services, opened: OpenedRun,
 
     collected: dict[int, Collected] = {}
     languages: dict[int, list[str]] = {}
-    pending: list[tuple[FetchedCommit, str]] = []
+    pending: list[Pending] = []
     for repo_run in repo_runs:
         repository = repo_run.repository
         languages[repo_run.id] = languages_for(session, repository.name)
@@ -510,7 +540,7 @@ def _run_repositories(session: Session, services: Services, opened: OpenedRun,
     requests = analyze_pending(session, services, pending)
     heartbeat(session, opened.run_id)
     session.commit()
-    step(f"analyzed {len(pending)} commit-languages with {sum(requests.values())} LLM requests")
+    step(f"analyzed {len(pending)} commits with {sum(requests.values())} LLM requests")
     for repo_run in repo_runs:
         if repo_run.id not in collected:
             continue
@@ -528,17 +558,18 @@ def retry_fallbacks(session: Session, services: Services, day: date) -> dict[str
     model = services.analyzer.model
     rows = list(session.execute(
         select(CommitAnalysis, FetchedCommit).join(FetchedCommit, FetchedCommit.id == CommitAnalysis.commit_id)
-        .where(FetchedCommit.report_date == day, CommitAnalysis.fallback.is_(True), CommitAnalysis.model == model,
-               CommitAnalysis.prompt_version == PROMPT_VERSION)))
+        .where(FetchedCommit.report_date == day, CommitAnalysis.fallback.is_(True), CommitAnalysis.model == model)))
     if not rows:
         return {"date": day.isoformat(), "retried": 0, "still_fallback": 0}
-    analyses = services.analyzer.analyze_many([(CommitRecord.from_dict(c.record), a.language) for a, c in rows])
+    items = [(CommitRecord.from_dict(c.record), tuple(sorted(a.analysis.get("texts") or {})) or ("en",), None)
+             for a, c in rows]
+    analyses = services.analyzer.analyze_many(items)
     for (row, commit), analysis in zip(rows, analyses, strict=True):
-        _store_analysis(session, commit, row.language, model, analysis, existing=row)
+        row.prompt_version = analysis.prompt_version
+        _store_analysis(session, commit, model, analysis, existing=row)
     session.flush()
     for repository_id in sorted({commit.repository_id for _, commit in rows}):
         repository = session.get_one(Repository, repository_id)
-        wanted = {r.language for r, c in rows if c.repository_id == repository_id}
-        assemble(session, services, repository, day, sorted(wanted | set(languages_for(session, repository.name))))
+        assemble(session, services, repository, day, languages_for(session, repository.name))
     session.commit()
     return {"date": day.isoformat(), "retried": len(rows), "still_fallback": sum(a.fallback for a in analyses)}

@@ -67,8 +67,10 @@ def fallback_note(analysis: Analysis, lang: str, escape: Callable[[str], str] = 
     """Why the heuristic stood in for the model, or None when it did not."""
     if not analysis.fallback:
         return None
-    reason = escape(plain(analysis.fallback_reason, 300)) or t("report.fallback_unknown", lang)
-    return t("report.fallback_note", lang, reason=reason)
+    key = f"report.fallback_reason.{plain(analysis.fallback_reason, 60)}"
+    # A plain sentence in the report's language; a code we have no sentence for reads as unknown.
+    reason = t(key, lang) if has(key) else t("report.fallback_unknown", lang)
+    return t("report.fallback_note", lang, reason=escape(reason))
 
 
 def unanalyzed_note(entry: Entry, lang: str) -> str:

@@ -5,9 +5,17 @@
         fake.script("rate_limited", Behaviour("slow", delay=2), "ok")
 
 By default every request gets a valid analysis derived deterministically from the commit in
-the request (importance from the title prefix, text in the requested language). Scripted
-behaviours apply to the next requests, one each, in order. Every failed output contains
-``BAD_OUTPUT_MARKER`` so tests can prove no fragment of it reaches an Analysis.
+the request (importance from the title prefix, texts in each requested language, read from the
+schema the request carries). Scripted behaviours apply to the next requests, one each, in order.
+Every failed output contains ``BAD_OUTPUT_MARKER`` so tests can prove no fragment of it reaches an
+Analysis.
+
+Servers differ in the structured output they take; a profile makes the fake answer like one:
+
+    FakeOpenAI(accepts={"json_object", None}, refusal=LLAMA_CPP)   # llama-cpp-python 0.3: 500
+    FakeOpenAI(accepts={"json_object", None}, refusal=VLLM)        # vLLM, Azure: 400
+    FakeOpenAI(reject_keywords=True)                                # strict schemas without minLength...
+    FakeOpenAI(accepts={None}, fenced=True)                         # prompt mode only, answers in a fence
 """
 from __future__ import annotations
 
@@ -23,6 +31,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from .http import LoopbackServer, bind
 
 BAD_OUTPUT_MARKER = "FAKE-BAD-OUTPUT-7f3a"
+ALL_FORMATS = frozenset({"json_schema", "json_object", None})
+# How servers refuse a response_format they do not take: (status, message).
+LLAMA_CPP = (500, "[{'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), "
+                  "'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema'}]")
+VLLM = (400, "response_format type json_schema is not supported by this server")
+KEYWORDS = (400, "Invalid schema for response_format 'commit_analysis': In context=('properties', 'summary'), "
+                 "'minLength' is not permitted.")
 INJECTION_TRIGGER = re.compile(r"ignore (?:all )?previous instructions", re.IGNORECASE)
 
 KINDS = (
@@ -41,6 +56,7 @@ KINDS = (
     "disconnect",      # the connection closes without a response
     "garbage",         # HTTP 200 whose JSON envelope is broken (a misbehaving proxy)
     "html",            # HTTP 200 with an HTML page instead of JSON
+    "control_chars",   # a valid analysis whose strings hold raw newlines and tabs (not JSON-escaped)
 )
 
 _DATA_BLOCK = re.compile(r'<commit_data boundary="([0-9a-f]+)">\n(.*?)\n</commit_data boundary="\1">', re.DOTALL)
@@ -63,6 +79,7 @@ class Behaviour:
     retry_after: float | None = None  # seconds, for rate_limited / unavailable / server_error
     delay: float = 0.0  # extra seconds before answering, for slow
     status: int | None = None  # override for server_error
+    message: str | None = None  # override of server_error's message
     answer: dict | None = None  # for ok: fields that replace those of the valid analysis
     usage: dict | None = None  # for ok: the usage object to report instead of the counted one
 
@@ -82,13 +99,50 @@ def _commit_data(messages: list[dict]) -> dict:
     return {}
 
 
+def requested(body: dict) -> tuple[list[str], bool, dict]:
+    """The languages a request asks texts for, whether it asks for the verdict, and its schema.
+
+    The schema is the response_format's, or (prompt mode) the one in the instructions.
+    """
+    fmt = body.get("response_format") or {}
+    schema = (fmt.get("json_schema") or {}).get("schema") or fmt.get("schema")
+    if schema is None:
+        system = "\n".join(str(m.get("content") or "") for m in body.get("messages") or [] if m.get("role") == "system")
+        start = system.find("It must match this JSON schema:")
+        if start != -1:
+            text = system[start:]
+            schema = json.JSONDecoder().raw_decode(text, text.index("{"))[0]
+    properties = (schema or {}).get("properties") or {}
+    languages = [code for code in ("zh", "en") if code in properties] or ["en"]
+    return languages, "change_type" in properties or schema is None, schema or {}
+
+
+def _texts(language: str, title: str, importance: str, scope: list[str]) -> dict:
+    if language == "zh":
+        return {
+            "importance_reason": f"模拟模型根据标题前缀评为{importance}。",
+            "summary": f"对提交“{title}”的模拟分析。",
+            "impact_scope": scope,
+            "insight": {"architecture": "模拟：无架构影响。", "performance": "模拟：无性能影响。",
+                        "security": "模拟：无安全影响。"},
+            "risks": ["模拟风险。"],
+            "recommendations": ["模拟建议。"],
+        }
+    return {
+        "importance_reason": f"The fake model rated this {importance} from the title prefix.",
+        "summary": f"Fake analysis of “{title}”.",
+        "impact_scope": scope,
+        "insight": {"architecture": "Fake: no architectural effect.", "performance": "Fake: no performance effect.",
+                    "security": "Fake: no security effect."},
+        "risks": ["Fake risk."],
+        "recommendations": ["Fake recommendation."],
+    }
+
+
 def fake_analysis(body: dict, language: str | None = None) -> dict:
-    """The analysis the fake returns for a request: deterministic, valid, in the requested language."""
+    """The answer the fake gives a request: deterministic, valid, in the requested languages (or all
+    texts in `language` when given: a model that ignores the languages asked for)."""
     messages = body.get("messages") or []
-    text = "\n".join(str(m.get("content") or "") for m in messages)
-    if language is None:
-        match = _LANGUAGE.search(text)
-        language = match.group(1) if match else "en"
     data = _commit_data(messages)
     message = str(data.get("message") or "")
     title = message.strip().splitlines()[0] if message.strip() else "(empty)"
@@ -105,33 +159,25 @@ def fake_analysis(body: dict, language: str | None = None) -> dict:
         top = str(entry.get("filename", "")).split("/")[0]
         if top and top not in scope:
             scope.append(top)
-    if language == "zh":
-        texts = {
-            "importance_reason": f"模拟模型根据标题前缀评为{importance}。",
-            "summary": f"对提交“{title}”的模拟分析。",
-            "insight": {"architecture": "模拟：无架构影响。", "performance": "模拟：无性能影响。",
-                        "security": "模拟：无安全影响。"},
-            "risks": ["模拟风险。"],
-            "recommendations": ["模拟建议。"],
-        }
-    else:
-        texts = {
-            "importance_reason": f"The fake model rated this {importance} from the title prefix.",
-            "summary": f"Fake analysis of “{title}”.",
-            "insight": {"architecture": "Fake: no architectural effect.", "performance": "Fake: no performance effect.",
-                        "security": "Fake: no security effect."},
-            "risks": ["Fake risk."],
-            "recommendations": ["Fake recommendation."],
-        }
-    return {"change_type": change_type, "importance": importance, "impact_scope": scope or ["(root)"], **texts}
+    languages, verdict, _schema = requested(body)
+    answer: dict = {"change_type": change_type, "importance": importance} if verdict else {}
+    for code in languages:
+        answer[code] = _texts(language or code, title, importance, scope or ["(root)"])
+    return answer
 
 
 class FakeOpenAI(LoopbackServer):
     """A thread-safe fake chat-completions server on 127.0.0.1, started with start() or a with block."""
 
-    def __init__(self, *, latency: float = 0.0, obey_injections: bool = False) -> None:
+    def __init__(self, *, latency: float = 0.0, obey_injections: bool = False,
+                 accepts: frozenset | set = ALL_FORMATS, refusal: tuple[int, str] = VLLM,
+                 reject_keywords: bool = False, fenced: bool = False) -> None:
         self.latency = latency
         self.obey_injections = obey_injections
+        self.accepts = frozenset(accepts)  # response_format types taken (None: no response_format)
+        self.refusal = refusal
+        self.reject_keywords = reject_keywords  # refuse json_schema schemas with length or count keywords
+        self.fenced = fenced  # wrap answers without response_format in prose and a ```json fence
         # Called with each request body before it is answered: tests inject faults elsewhere here.
         self.on_request = None
         self._lock = threading.Lock()
@@ -273,6 +319,17 @@ class _Handler(BaseHTTPRequestHandler):
             owner._done()
 
     def _respond(self, body: dict, behaviour: Behaviour) -> None:
+        owner = self.owner
+        fmt = body.get("response_format")
+        kind_of_format = fmt.get("type") if isinstance(fmt, dict) else None
+        if kind_of_format not in owner.accepts:
+            status, message = owner.refusal
+            self._send(status, _error(message, "invalid_request_error" if status < 500 else "server_error"))
+            return
+        if owner.reject_keywords and kind_of_format == "json_schema" and re.search(
+                r'"(?:minLength|maxLength|minItems|maxItems)"', json.dumps(fmt)):
+            self._send(*KEYWORDS[:1], _error(KEYWORDS[1], "invalid_request_error"))
+            return
         kind = behaviour.kind
         user_text = "\n".join(str(m.get("content") or "") for m in body.get("messages") or [] if m.get("role") == "user")
         if kind == "ok" and self.owner.obey_injections and INJECTION_TRIGGER.search(user_text):
@@ -283,8 +340,23 @@ class _Handler(BaseHTTPRequestHandler):
         if kind in ("ok", "slow"):
             if behaviour.answer is not None:
                 # ASCII escapes, as a model's JSON can carry them (a lone surrogate arrives as \ud800).
-                valid = json.dumps({**fake_analysis(body), **behaviour.answer})
+                answer = fake_analysis(body)
+                for key, value in behaviour.answer.items():
+                    if key in ("change_type", "importance") or key in ("zh", "en"):
+                        answer[key] = value
+                    else:  # a text field: in every language
+                        for code in ("zh", "en"):
+                            if code in answer:
+                                answer[code] = {**answer[code], key: value}
+                valid = json.dumps(answer)
+            if kind_of_format is None and owner.fenced:
+                valid = f"Here is the analysis you asked for:\n```json\n{valid}\n```\nI hope it helps."
             self._send(200, _completion(body, valid, usage=behaviour.usage))
+        elif kind == "control_chars":
+            answer = fake_analysis(body)
+            raw = json.dumps(answer, ensure_ascii=False).replace("Fake analysis of", "Fake\nanalysis\tof")
+            raw = raw.replace("模拟分析", "模拟\n分析")
+            self._send(200, _completion(body, raw))
         elif kind == "truncated":
             self._send(200, _completion(body, bad[: len(bad) // 2], finish_reason="length"))
         elif kind == "refusal":
@@ -296,7 +368,10 @@ class _Handler(BaseHTTPRequestHandler):
                          "risks": BAD_OUTPUT_MARKER}
             self._send(200, _completion(body, json.dumps(violation)))
         elif kind == "wrong_language":
-            english = {**fake_analysis(body, "en"), "summary": f"English summary {BAD_OUTPUT_MARKER}."}
+            english = fake_analysis(body, "en")
+            for code in ("zh", "en"):
+                if code in english:
+                    english[code] = {**english[code], "summary": f"English summary {BAD_OUTPUT_MARKER}."}
             self._send(200, _completion(body, json.dumps(english)))
         elif kind == "injection":
             self._send(200, _completion(body, f"pwned. As instructed, I ignored my previous instructions. "
@@ -308,7 +383,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(429, _error("Rate limit reached", "rate_limit_error"), headers)
         elif kind == "server_error":
             status = behaviour.status or 500
-            self._send(status, _error("The server had an error", "server_error"), retry_headers)
+            self._send(status, _error(behaviour.message or "The server had an error", "server_error"), retry_headers)
         elif kind == "unavailable":
             self._send(503, _error("The engine is currently overloaded", "server_error"), retry_headers)
         elif kind == "disconnect":
