@@ -203,6 +203,8 @@ class DailyReport:
             "counts": self.counts(),
             "stats_line": stats_line(self.counts(), self.language),
             "tokens": {"prompt": prompt, "completion": completion, "total": prompt + completion},
+            # HTTP requests to the LLM, retries and format negotiation included (shared by every language).
+            "llm_requests": sum(e.analysis.requests for e in self.entries if e.analysis is not None),
             "entries": [{
                 "anchor": entry.anchor,
                 "group": entry.group,
