@@ -47,6 +47,7 @@ from email.parser import BytesHeaderParser
 from html import unescape
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -66,7 +67,7 @@ from newsletter.models import DailyRun, Delivery, SignupRequest, Subscriber, Thr
 from newsletter.subscribers import links, subscriptions  # noqa: E402
 from tests.fakes.github import FakeGitHub  # noqa: E402
 from tests.fakes.openai import Behaviour, FakeOpenAI  # noqa: E402
-from tests.fakes.seed_day import SEED_REPO, load_into  # noqa: E402
+from tests.fakes.seed_day import SEED_REPO, SEED_TIMEZONE, load_into  # noqa: E402
 from tests.fakes.sendgrid import FakeSendGrid  # noqa: E402
 from tests.helpers import csrf_token, link_in, path_of, subscribe_form  # noqa: E402
 
@@ -178,8 +179,8 @@ def tail(path: Path, lines: int = 25) -> str:
 
 
 def quiet_cron() -> str:
-    """A DIGEST_CRON twelve hours away: the scheduler's daily tick stays out of the way."""
-    return f"0 {(datetime.now(UTC).hour + 12) % 24} * * *"
+    """A DIGEST_CRON twelve hours away (in DIGEST_TIMEZONE): the scheduler's daily tick stays out of the way."""
+    return f"0 {(datetime.now(ZoneInfo(SEED_TIMEZONE)).hour + 12) % 24} * * *"
 
 
 def fill_all(content: str, substitutions: dict[str, str]) -> str:
@@ -354,6 +355,8 @@ class Stage:
             "LOG_LEVEL": self.log_level, "MAIL_FROM": "Repo Daily <news@daily.example.com>",
             "GITHUB_API_URL": self.github.url, "OPENAI_BASE_URL": self.llm.base_url,
             "OPENAI_API_KEY": "sk-chaos", "OPENAI_MODEL": "chaos-model", "LLM_TIMEOUT": "20",
+            # The seed's 15 commits are one day in its time zone (two days in UTC).
+            "DIGEST_TIMEZONE": SEED_TIMEZONE,
             "DIGEST_CRON": quiet_cron(), "DELIVERY_SWEEP_SECONDS": str(SWEEP_SECONDS), "JOB_TIMEOUT": "300",
             "RATELIMIT_ENABLED": "0",
         })

@@ -19,7 +19,7 @@ from newsletter.subscribers import subscriptions
 from newsletter.web.archive import parse_day
 
 from .factories import stored_report
-from .fakes.seed_day import SEED_COMMITS, SEED_DATE, SEED_REPO, load_into
+from .fakes.seed_day import SEED_COMMITS, SEED_DATE, SEED_REPO, SEED_TIMEZONE, load_into
 from .test_report_render import SEED, make_analysis, make_commit, seed_report
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -320,6 +320,7 @@ def test_page_of_a_daily_run(config, github, session, app):
     load_into(github)
     subscriptions.subscribe_confirmed(session, "a@example.com", [(SEED_REPO, Threshold.LOW)], "zh")
     session.commit()
+    app.config["DIGEST_TIMEZONE"] = SEED_TIMEZONE  # the seed's 15 commits are one day there (two days in UTC)
     run.run_sync(session, run.make_services(dict(app.config)), None,
                    now=datetime.datetime(2026, 1, 25, 7, 0, tzinfo=datetime.UTC))
     html = page(app.test_client(), PAGE)
@@ -327,4 +328,7 @@ def test_page_of_a_daily_run(config, github, session, app):
     assert "ℹ️ 本报告未使用大模型生成" in html
     for commit in SEED_COMMITS:
         assert f'id="c-{commit.sha[:7]}"' in html
+    # Committer times show in the report's zone, as the seed report's table has them.
+    assert '<td class="archive-time">2026-01-24 00:26:01</td>' in html  # #5531, 2026-01-23T16:26:01Z
+    assert '<td class="archive-time">2026-01-24 10:47:00</td>' in html  # #5624, 2026-01-24T02:47:00Z
 

@@ -13,10 +13,16 @@ from newsletter.reports import run
 
 from .factories import subscriber
 from .fakes.openai import Behaviour, FakeOpenAI
-from .fakes.seed_day import SEED_COMMITS, SEED_DATE, SEED_REPO, load_into
+from .fakes.seed_day import SEED_COMMITS, SEED_DATE, SEED_REPO, SEED_TIMEZONE, load_into
 
-# "Now" for the run: the morning after the seed day, so the seed day is the default report date.
+# "Now" for the run: the day after the seed day (15:00 in Shanghai), so the seed day is the default report date.
 SEED_NOW = datetime(2026, 1, 25, 7, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def config(config):
+    """Report days in the seed's time zone: its 15 commits are one day there (two days in UTC)."""
+    return {**config, "DIGEST_TIMEZONE": SEED_TIMEZONE}
 
 
 @pytest.fixture

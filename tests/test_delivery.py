@@ -37,16 +37,16 @@ from newsletter.subscribers import links, subscriptions
 
 from .conftest import body_html, body_text
 from .factories import subscriber
-from .fakes.seed_day import SEED_DATE, SEED_REPO, load_into
+from .fakes.seed_day import SEED_DATE, SEED_REPO, SEED_TIMEZONE, load_into
 from .fakes.sendgrid import FakeSendGrid
 from .helpers import path_of
 
 
 @pytest.fixture
 def config(config, github):
-    """Every delivery test reports the seed day from the fake GitHub."""
+    """Every delivery test reports the seed day from the fake GitHub, a day in the seed's time zone."""
     load_into(github)
-    return config
+    return {**config, "DIGEST_TIMEZONE": SEED_TIMEZONE}
 
 
 def _report_day(app, session):

@@ -15,12 +15,13 @@ from jobs.schedule import ENTRIES
 from newsletter.models import DailyRun, Report, RepoRun, RunStatus, Threshold
 from newsletter.subscribers import subscriptions
 
-from .fakes.seed_day import SEED_DATE, SEED_REPO, load_into
+from .fakes.seed_day import SEED_DATE, SEED_REPO, SEED_TIMEZONE, load_into
 
 
 def worker_env(app) -> dict:
     """The environment a worker process needs to build the same app."""
-    keys = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "INSTANCE_PATH", "OUTBOX_DIR", "BASE_URL", "GITHUB_API_URL")
+    keys = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "INSTANCE_PATH", "OUTBOX_DIR", "BASE_URL", "GITHUB_API_URL",
+            "DIGEST_TIMEZONE")
     env = {**os.environ, **{k: str(app.config[k]) for k in keys}}
     for key in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
         env.pop(key, None)
@@ -35,6 +36,7 @@ def run_worker_burst(app, timeout=120):
 
 
 def test_daily_run_through_rq_worker(app, session, github):
+    app.config["DIGEST_TIMEZONE"] = SEED_TIMEZONE  # the seed's 15 commits are one day there; the worker gets it too
     load_into(github)
     subscriptions.subscribe_confirmed(session, "a@example.com", [(SEED_REPO, Threshold.LOW)], "en")
     subscriptions.subscribe_confirmed(session, "b@example.com", [("ghost/missing", Threshold.LOW)], "zh")

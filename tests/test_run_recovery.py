@@ -15,9 +15,15 @@ from newsletter.reports import run, store
 
 from .factories import subscriber
 from .fakes.openai import Behaviour, FakeOpenAI
-from .fakes.seed_day import SEED_DATE, SEED_REPO, load_into
+from .fakes.seed_day import SEED_DATE, SEED_REPO, SEED_TIMEZONE, load_into
 
 SEED_NOW = datetime(2026, 1, 25, 7, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def config(config):
+    """Report days in the seed's time zone: its 15 commits are one day there (two days in UTC)."""
+    return {**config, "DIGEST_TIMEZONE": SEED_TIMEZONE}
 
 
 @pytest.fixture
@@ -112,15 +118,15 @@ def test_redis_unreachable_after_the_run_rows_are_committed_leaves_a_resumable_r
 def test_a_stale_running_run_is_resumed_and_a_live_one_is_left_alone(app, session, github):
     load_into(github)
     subscriber(session, "a@example.com", SEED_REPO)
-    opened = run.open_run(session, SEED_DATE, "manual", "UTC", now=SEED_NOW)
+    opened = run.open_run(session, SEED_DATE, "manual", SEED_TIMEZONE, now=SEED_NOW)
     assert opened is not None and not opened.resumed
     lease = timedelta(minutes=40)
-    assert run.open_run(session, SEED_DATE, "manual", "UTC", now=SEED_NOW, lease=lease) is None  # alive
+    assert run.open_run(session, SEED_DATE, "manual", SEED_TIMEZONE, now=SEED_NOW, lease=lease) is None  # alive
     day_run = _day_run(session)
     day_run.heartbeat_at = datetime.now(UTC) - timedelta(hours=2)
     session.commit()
     assert run.unfinished_days(session, SEED_DATE - timedelta(days=7), lease) == [SEED_DATE]
-    again = run.open_run(session, SEED_DATE, "cron", "UTC", now=SEED_NOW, lease=lease)
+    again = run.open_run(session, SEED_DATE, "cron", SEED_TIMEZONE, now=SEED_NOW, lease=lease)
     assert again is not None and again.resumed and again.repo_run_ids == opened.repo_run_ids
 
 
@@ -129,7 +135,7 @@ def test_a_crashed_repository_job_stays_pending_and_the_run_is_not_done(app, ses
         pytest.skip("terminating a server connection needs PostgreSQL")
     load_into(github)
     subscriber(session, "a@example.com", SEED_REPO)
-    opened = run.open_run(session, SEED_DATE, "manual", "UTC", now=SEED_NOW)
+    opened = run.open_run(session, SEED_DATE, "manual", SEED_TIMEZONE, now=SEED_NOW)
     killer = create_engine(app.config["DATABASE_URL"], isolation_level="AUTOCOMMIT")
 
     def terminate_everyone_else(_body) -> None:
@@ -147,7 +153,7 @@ def test_a_crashed_repository_job_stays_pending_and_the_run_is_not_done(app, ses
     summary = run.close_run(session, opened.run_id)  # the follow-up job
     assert summary["status"] == "failed" and summary["unfinished"] == [SEED_REPO]
     assert not store.day_is_ready(session, SEED_DATE)
-    again = run.open_run(session, SEED_DATE, "manual", "UTC", now=SEED_NOW)
+    again = run.open_run(session, SEED_DATE, "manual", SEED_TIMEZONE, now=SEED_NOW)
     assert again is not None and again.resumed and again.repo_run_ids == opened.repo_run_ids
     run.run_repository(session, services, again.repo_run_ids[0])
     assert run.close_run(session, again.run_id)["status"] == "done" and store.day_is_ready(session, SEED_DATE)
@@ -156,7 +162,7 @@ def test_a_crashed_repository_job_stays_pending_and_the_run_is_not_done(app, ses
 def test_close_run_with_an_unfinished_repository_fails_the_run(app, session, github):
     load_into(github)
     subscriber(session, "a@example.com", SEED_REPO)
-    opened = run.open_run(session, SEED_DATE, "manual", "UTC", now=SEED_NOW)
+    opened = run.open_run(session, SEED_DATE, "manual", SEED_TIMEZONE, now=SEED_NOW)
     summary = run.close_run(session, opened.run_id)
     assert summary["status"] == "failed" and summary["unfinished"] == [SEED_REPO]
     assert "1 repositories have no report yet" in summary["error"]

@@ -7,6 +7,7 @@ import re
 import subprocess
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -19,7 +20,7 @@ from newsletter.sources.github import GitHubSource
 from newsletter.sources.protocol import RepoInfo
 from newsletter.sources.router import SourceRouter
 from tests.fakes.github import FakeFile, FakeGitHub
-from tests.fakes.seed_day import SEED_BASE_SHA, SEED_COMMITS, SEED_DATE, SEED_REPO, load_into
+from tests.fakes.seed_day import SEED_BASE_SHA, SEED_COMMITS, SEED_DATE, SEED_REPO, SEED_TIMEZONE, load_into
 
 UTC = UTC
 REPO = "octo/demo"
@@ -249,7 +250,7 @@ def test_seed_day_round_trips_through_the_github_api(fake, source):
     load_into(fake)
 
     info = source.resolve(SEED_REPO)
-    start = datetime.combine(SEED_DATE, datetime.min.time(), UTC)
+    start = datetime.combine(SEED_DATE, datetime.min.time(), ZoneInfo(SEED_TIMEZONE))
     day_shas = source.day_commit_shas(SEED_REPO, info.default_branch, start, start + timedelta(days=1))
     new_shas = source.new_commit_shas(SEED_REPO, info.head_sha, SEED_BASE_SHA)
     records = [source.commit(SEED_REPO, sha) for sha in new_shas]
@@ -258,8 +259,9 @@ def test_seed_day_round_trips_through_the_github_api(fake, source):
     assert day_shas == new_shas == [c.sha for c in SEED_COMMITS]
     assert records == SEED_COMMITS
     first, last = records[0], records[-1]
+    # The seed report's 00:26:01 is Shanghai time; the source gives the committer time in UTC.
     assert (first.sha, first.author_name, first.committed_at) == (
-        "feb6d272ac7dc392bdbd4a759c69f310bb3a78ba", "Yan Ru Pei", datetime(2026, 1, 24, 0, 26, 1, tzinfo=UTC))
+        "feb6d272ac7dc392bdbd4a759c69f310bb3a78ba", "Yan Ru Pei", datetime(2026, 1, 23, 16, 26, 1, tzinfo=UTC))
     assert (last.sha, last.author_name, last.title) == (
         "ebde0f662ca789686611a2a3c635cda2e24879eb", "Biswa Panda",
         "feat: event plane apis and nats implementation (#5624)")
@@ -285,9 +287,12 @@ def test_seed_fixture_matches_the_seed_report():
     table = re.findall(r"^\| (2026-01-24 [\d:]+) \| (.+?) \| (.+?) \|$", text, re.MULTILINE)
     links = dict(re.findall(r"^### (.+)\n\*\*SHA\*\*.*?/commit/([0-9a-f]{40})\)", text, re.MULTILINE))
 
+    # The report's table shows committer times in Asia/Shanghai and each message's title.
     expected = sorted((when, author, title, links[title]) for when, author, title in table)
-    actual = [(c.committed_at.strftime("%Y-%m-%d %H:%M:%S"), c.author_name, c.message, c.sha) for c in SEED_COMMITS]
-    assert actual == expected
+    zone = ZoneInfo(SEED_TIMEZONE)
+    actual = [(c.committed_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"), c.author_name, c.title, c.sha)
+              for c in SEED_COMMITS]
+    assert len(actual) == 15 and actual == expected
     assert [c.parents for c in SEED_COMMITS] == [(SEED_BASE_SHA,)] + [(c.sha,) for c in SEED_COMMITS[:-1]]
 
 
