@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install run serve test test-fast browser kill lint
+.PHONY: install install-llm run serve test test-fast browser kill llm lint
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,13 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+# The real LLM server of the `llm` tests: llama-cpp-python is compiled once per machine into a wheel cache.
+$(BIN)/.installed-llm: $(BIN)/.installed scripts/install-llm
+	$(BIN)/python scripts/install-llm --python $(BIN)/python
+	touch $@
+
+install-llm: $(BIN)/.installed-llm
+
 run: install
 	$(BIN)/newsletter db upgrade
 	$(BIN)/newsletter demo
@@ -21,12 +28,12 @@ serve: install
 	$(BIN)/newsletter db upgrade
 	$(BIN)/newsletter run
 
-test: install
+test: install install-llm
 	scripts/ensure-chromium
 	$(BIN)/python -m pytest
 
 test-fast: install
-	$(BIN)/python -m pytest -m "not browser and not kill"
+	$(BIN)/python -m pytest -m "not browser and not kill and not llm"
 
 browser: install
 	scripts/ensure-chromium
@@ -34,6 +41,9 @@ browser: install
 
 kill: install
 	$(BIN)/python -m pytest -m kill
+
+llm: install-llm
+	$(BIN)/python -m pytest -m llm
 
 lint: install
 	$(BIN)/ruff check newsletter jobs tests bench scripts

@@ -225,3 +225,21 @@ def body_text(message: email.message.EmailMessage) -> str:
 
 def body_html(message: email.message.EmailMessage) -> str:
     return message.get_body(preferencelist=("html",)).get_content()
+
+
+@pytest.fixture(scope="session")
+def llm_server(tmp_path_factory):
+    """A real llama.cpp server (llama-cpp-python's, on 127.0.0.1) with SmolLM2-135M-Instruct, for tests marked
+    `llm`; stopped at the end of the run. Fails, never skips, when the `llm` extra is not installed."""
+    from .llm_server import LlamaServer, LlamaServerError
+
+    try:
+        # A 4,096-token window, as small local servers run: prompts of at most about 3,000 tokens keep the
+        # test to seconds per commit on 2 cores, and the context budget has to cut the larger diffs.
+        server = LlamaServer(tmp_path_factory.mktemp("llama") / "server.log", n_ctx=4096).start()
+    except LlamaServerError as error:
+        pytest.fail(str(error), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -36,7 +36,14 @@ def test_a_server_without_json_schema_gets_json_object_with_the_schema(refusal, 
     with FakeOpenAI(accepts={"json_object", None}, refusal=refusal) as fake, caplog.at_level(logging.WARNING):
         results, llm, sleeps = analyze_all(fake)
         assert formats(fake) == ["json_schema", "json_object", *["json_object"] * 4]
+        grammar_schema = json.dumps(fake.requests[1]["response_format"]["schema"])
         assert fake.requests[1]["response_format"]["schema"]["properties"]["en"]["required"]
+    # llama.cpp turns upper bounds into nested grammar rules; its server dies of maxLength and slows to a crawl
+    # on maxItems (seen with llama-cpp-python 0.3.36): grammar modes get the lower bounds only.
+    assert "maxLength" not in grammar_schema and "maxItems" not in grammar_schema
+    # ...and penalties that keep a small model from repeating one list item until max_tokens.
+    assert fake.requests[1]["frequency_penalty"] == 1.0 and "frequency_penalty" not in fake.requests[0]
+    assert '"minLength": 1' in grammar_schema and '"minItems": 1' in grammar_schema
     assert not any(r.fallback for r in results) and llm.mode == "json_object"
     assert sleeps == []  # a refused format is not an outage: no backoff
     assert [r.requests for r in results] == [2, 1, 1, 1, 1] and llm.calls == 6

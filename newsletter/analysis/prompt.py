@@ -321,7 +321,9 @@ def build_request(commit: CommitRecord, languages: Sequence[str], *, mode: str =
     languages = tuple(languages)
     if not languages or any(language not in LANGUAGES for language in languages):
         raise ValueError(f"unsupported languages {languages!r}; expected some of {LANGUAGES}")
-    schema = answer_schema(languages, verdict=verdict is None, constraints=constraints)
+    # Grammar-based decoders (json_object) choke on upper bounds: see schema.py.
+    schema = answer_schema(languages, verdict=verdict is None, constraints=constraints,
+                           upper_bounds=mode != "json_object")
     system = _system(languages, mode, schema, verdict)
     max_tokens = answer_tokens(languages)
     # The instructions and the data block's frame, before any commit text: what the window must hold.

@@ -11,6 +11,11 @@ How the schema reaches the server depends on the structured-output mode:
   (OpenAI, vLLM, Ollama, Azure). Some servers refuse length and count keywords in strict schemas;
   for them the same schema goes without those keywords (the validator still applies them).
 - json_object: `response_format={"type": "json_object", "schema": ...}` (llama.cpp, vLLM, Ollama).
+  This schema has no upper bounds (`maxLength`, `maxItems`), only `minLength` and `minItems`:
+  llama.cpp turns an upper bound into nested optional rules; with maxLength it refuses the grammar
+  ("number of rules ... exceeds sane defaults") and its Python server dies, and with maxItems its
+  sampling slows from about 20 to 300-800 ms a token or crashes (llama-cpp-python 0.3.36). The
+  validator cuts a string over its bound at a word boundary and keeps a list's first items instead.
 - prompt: no response_format; the schema is in the instructions and the answer is found in the
   text, inside a code fence or prose if need be.
 """
@@ -56,15 +61,15 @@ TEXT_KEYS = [f.name for f in TEXT_FIELDS] + ["insight"] + [f.name for f in LIST_
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
-def _field_schema(field: Field, constraints: bool) -> dict[str, Any]:
+def _field_schema(field: Field, constraints: bool, upper_bounds: bool) -> dict[str, Any]:
     string: dict[str, Any] = {"type": "string"}
     if constraints:
-        string.update(minLength=1, maxLength=field.chars)
+        string.update(minLength=1, maxLength=field.chars) if upper_bounds else string.update(minLength=1)
     if not field.max_items:
         return {**string, "description": field.description}
     array: dict[str, Any] = {"type": "array", "items": string, "description": field.description}
     if constraints:
-        array.update(minItems=1, maxItems=field.max_items)
+        array.update(minItems=1, maxItems=field.max_items) if upper_bounds else array.update(minItems=1)
     return array
 
 
@@ -72,16 +77,21 @@ def _object(properties: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
 
 
-def texts_schema(constraints: bool = True) -> dict[str, Any]:
+def texts_schema(constraints: bool = True, upper_bounds: bool = True) -> dict[str, Any]:
     """The texts of one language."""
-    properties = {f.name: _field_schema(f, constraints) for f in TEXT_FIELDS}
-    properties["insight"] = _object({f.name: _field_schema(f, constraints) for f in INSIGHT_FIELDS})
-    properties.update({f.name: _field_schema(f, constraints) for f in LIST_FIELDS})
+    properties = {f.name: _field_schema(f, constraints, upper_bounds) for f in TEXT_FIELDS}
+    properties["insight"] = _object({f.name: _field_schema(f, constraints, upper_bounds) for f in INSIGHT_FIELDS})
+    properties.update({f.name: _field_schema(f, constraints, upper_bounds) for f in LIST_FIELDS})
     return _object(properties)
 
 
-def answer_schema(languages: tuple[str, ...], *, verdict: bool = True, constraints: bool = True) -> dict[str, Any]:
-    """The whole answer: the verdict (unless known already), then one object of texts per language."""
+def answer_schema(languages: tuple[str, ...], *, verdict: bool = True, constraints: bool = True,
+                  upper_bounds: bool = True) -> dict[str, Any]:
+    """The whole answer: the verdict (unless known already), then one object of texts per language.
+
+    Without constraints, no length or count keyword at all; without upper_bounds (grammar modes), no
+    maxLength or maxItems, while minLength and minItems stay.
+    """
     properties: dict[str, Any] = {}
     if verdict:
         properties["change_type"] = {"type": "string", "enum": list(CHANGE_TYPES),
@@ -89,7 +99,7 @@ def answer_schema(languages: tuple[str, ...], *, verdict: bool = True, constrain
         properties["importance"] = {"type": "string", "enum": list(IMPORTANCES),
                                     "description": "How much a maintainer reading a daily report should care."}
     for language in languages:
-        properties[language] = texts_schema(constraints)
+        properties[language] = texts_schema(constraints, upper_bounds)
     return _object(properties)
 
 
