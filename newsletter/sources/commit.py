@@ -32,6 +32,12 @@ class CommitRecord:
     additions: int = 0
     deletions: int = 0
     files: tuple[FileChange, ...] = field(default_factory=tuple)
+    # The stored commit facts (analysis.facts.CommitFacts.to_dict()), computed once from the patch when
+    # the commit is first collected; None until then. Read them with analysis.facts.facts_of.
+    facts: Mapping[str, Any] | None = field(default=None, compare=False)
+    # Changed lines of the repository's typical commit (the median of its recent non-merge commits),
+    # when the caller knows it: the analysis judges a commit's size against it. Not stored.
+    typical_lines: int | None = field(default=None, compare=False)
 
     @property
     def is_merge(self) -> bool:
@@ -45,6 +51,7 @@ class CommitRecord:
         data = asdict(self)
         data["committed_at"] = self.committed_at.isoformat()
         data["parents"] = list(self.parents)
+        data.pop("typical_lines")
         return data
 
     @classmethod
@@ -60,4 +67,5 @@ class CommitRecord:
             additions=int(data.get("additions") or 0),
             deletions=int(data.get("deletions") or 0),
             files=tuple(FileChange(**f) for f in data.get("files") or ()),
+            facts=data.get("facts"),
         )
