@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from newsletter.i18n import archive_strings as archive_catalog
+from newsletter.i18n import t
 from newsletter.models import Repository, Threshold
 from newsletter.reports import run
 from newsletter.reports.model import DailyReport, Entry
@@ -56,10 +57,12 @@ def test_page_shows_every_commit_with_stats_and_anchors(client, seeded, lang):
         assert f'href="https://github.com/ai-dynamo/dynamo/commit/{sha}"' in html
         assert f"<td class=\"archive-time\">2026-01-24 {local_time}</td>" in html
         assert f"<h3>{message}</h3>" in unescape(html) and author in html
-    labels = ("🎯 Change type", "🧭 Impact scope", "💡 Recommendations") if lang == "en" else \
-        ("🎯 变更类型", "🧭 影响范围", "💡 关注建议")
-    for label in labels:
-        assert html.count(f"<dt>{label}</dt>") == 15
+    # Every commit has a change type; a field with nothing to say is left out, label and all.
+    analyses = [e.analysis for e in report.entries]
+    for key, expected in (("change_type", 15), ("impact_scope", sum(bool(a.impact_scope) for a in analyses)),
+                          ("recommendations", sum(bool(a.recommendations) for a in analyses))):
+        assert html.count(f"<dt>{t(f'report.field.{key}', lang)}</dt>") == expected, key
+    assert f"<li>{t('report.none', lang)}</li>" not in html
     # Code spans of the analysis become <code>, and the page lists both notes of an LLM report.
     assert "<code>lib/runtime</code>" in html
     assert ("🤖 Analysed by gpt-test." if lang == "en" else "🤖 分析模型：gpt-test。") in html

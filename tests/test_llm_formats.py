@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import pytest
 
@@ -200,3 +201,31 @@ def test_a_prompt_over_the_servers_window_falls_back_at_once_with_a_sentence():
         assert llm.calls == 1
     assert result.fallback_reason == "context_exceeded"
     assert "did not fit the model's context window" in fallback_note(result.language("en"), "en")
+
+
+def test_the_prompt_carries_the_computed_facts_and_their_bounds():
+    """The model sees what the diff does (a public function removed, a dependency's major bump) and the
+    importance the evidence allows, inside the data block, even when the patch itself is cut to fit."""
+    from .diffs import change, commit
+
+    removed = change("src/client/api.py", """
+        def connect(url, timeout=30):
+            return Session(url, timeout)
+
+
+        def fetch(url):
+            return connect(url).get()
+        """, """
+        def fetch(url):
+            return Session(url, 30).get()
+        """)
+    bump = change("requirements.txt", "requests==2.31.0\nurllib3==1.26.18\n", "requests==2.31.0\nurllib3==2.2.1\n")
+    record = commit(removed, bump, message="chore: tidy the client")
+    request = build_request(record, ("en",), mode="json_object", context_tokens=8192)
+    user = request.messages[1]["content"]
+    data = json.loads(re.search(r'<commit_data boundary="\w+">\n(.*)\n</commit_data', user, re.S).group(1))
+    facts = data["facts"]
+    assert any("removed public function connect" in item for item in facts["symbols"]), facts
+    assert any("urllib3" in item and "major" in item for item in facts["dependencies"]), facts
+    assert facts["bounds"]["at_least"] == "high" and facts["roles"]["source"].startswith("1 files")
+    assert "facts.bounds" in request.messages[0]["content"]

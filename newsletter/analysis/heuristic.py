@@ -1,196 +1,191 @@
-"""Heuristic analysis: every field of an Analysis derived from the commit metadata alone.
+"""Heuristic analysis: every field of an Analysis written from the commit's facts, with no LLM.
 
-Used when no LLM is configured, for bot and merge commits, and as the fallback when an
-LLM call fails. Importance follows floor rules, applied in this order:
-
-1. merge commits and bot commits are low;
-2. breaking changes (``BREAKING CHANGE:`` footer or ``type!:``) are high;
-3. typo, spelling and wording fixes are low, even when labelled ``fix:``;
-4. security signals in the title or body are high, unless the commit is docs, style,
-   test, ci or chore work;
-5. docs, style, test, ci, chore and plain dependency updates are low;
-6. features, fixes, performance and security work are medium, or high when large
-   (many lines, files or modules) or touching core paths; other types by size.
+Used when no LLM is configured, for bot and merge commits, and as the fallback when an LLM call
+fails. The importance is evidence.judge's verdict (its module docstring lists the rules); every
+text cites what the facts say about this commit (names, files, versions, counts) and a field with
+nothing specific to say is left empty rather than filled with a stock sentence.
 """
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 
 from ..i18n import LANGUAGES, t
+from ..i18n import has as t_has
 from ..sources.commit import CommitRecord
 from ..text import plain
 from .bots import DEFAULT_BOT_LOGINS, is_bot
+from .evidence import Reading, Verdict, bounds, judge, read
+from .facts import CommitFacts, facts_of, role_of
 from .result import HEURISTIC_MODEL, Analysis, AnalysisSet, Importance, Insight, Texts
 
-# "Large" thresholds for features, fixes and performance work: past these a change is
-# hard to review and likely to have wide effects, which is what "high" means in reports.
-LARGE_LINES = 400
-LARGE_FILES = 15
-LARGE_MODULES = 4
-# Unclassified commits are worth a reader's attention only when they are sizeable.
-NOTABLE_OTHER_LINES = 100
 MAX_SCOPE = 8
 MAX_SUBJECT_CHARS = 160
+MAX_NAMES = 3
+_CONTAINER_DIRS = {"src", "lib", "libs", "pkg", "packages", "internal", "cmd", "modules", "services", "crates",
+                   "plugins", "components", "apps"}
+_ORDER = {Importance.LOW: 1, Importance.MEDIUM: 2, Importance.HIGH: 3}
 
-_CONVENTIONAL = re.compile(
-    r"^\s*(?P<type>[A-Za-z]+)(?:\((?P<scope>[^()\r\n]*)\))?(?P<bang>!)?\s*:\s*(?P<subject>.*)$"
-)
-_CONVENTIONAL_TYPES = {
-    "feat": "feature", "feature": "feature",
-    "fix": "fix", "bugfix": "fix", "hotfix": "fix", "bug": "fix",
-    "perf": "performance", "performance": "performance",
-    "refactor": "refactor",
-    "docs": "docs", "doc": "docs",
-    "style": "style",
-    "test": "test", "tests": "test",
-    "ci": "ci",
-    "build": "build",
-    "chore": "chore",
-    "revert": "revert",
-    "security": "security", "sec": "security",
-    "deps": "dependencies", "dep": "dependencies",
-}
-_DEPENDENCY_SCOPES = {"deps", "deps-dev", "dev-deps", "dependencies", "dependency", "dep"}
-_BREAKING_FOOTER = re.compile(r"^BREAKING[ -]CHANGE\s*:", re.MULTILINE)
-_TYPO = re.compile(r"\btypos?\b|\bspelling\b|\bmisspell\w*|\bgrammar\b|\bwording\b|错别字|拼写", re.IGNORECASE)
-_SECURITY = re.compile(
-    r"\bCVE-\d{4}-\d{3,}\b|\bGHSA(?:-[0-9a-z]{4}){3}\b|\bvulnerab\w*|\bXSS\b|\bCSRF\b|\bSSRF\b|\bXXE\b|\bRCE\b"
-    r"|(?<!dependency )(?<!dependency-)\binjection\b|\bauth(?:entication|orization)?[ -]bypass\b"
-    r"|\bsecurity\b|\bsaniti[sz]\w*|\b(?:path|directory) traversal\b|\bprivilege escalation\b"
-    r"|\bremote code execution\b|\bdenial[ -]of[ -]service\b|\bopen redirect\b|\bexploit\w*"
-    r"|\btiming attack\b|\b(?:leak\w*|expos\w*) (?:of )?(?:secrets?|credentials?|tokens?|passwords?)\b"
-    r"|安全|漏洞|注入|越权|提权",
-    re.IGNORECASE,
-)
-_LOW_TYPES = {"docs", "style", "test", "ci", "chore"}
-_SIZED_TYPES = {"feature", "fix", "performance", "security"}
-_CODE_TYPES = {"feature", "fix", "performance", "refactor", "security"}
-
-_CI_PREFIXES = (".github/workflows/", ".github/actions/", ".circleci/", ".buildkite/", ".gitlab/ci/")
-_CI_FILES = {".gitlab-ci.yml", ".travis.yml", "azure-pipelines.yml", "jenkinsfile", "appveyor.yml", ".drone.yml"}
-_LOCKFILES = {
-    "package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml", "bun.lockb", "poetry.lock",
-    "pipfile.lock", "pdm.lock", "uv.lock", "cargo.lock", "go.sum", "gemfile.lock", "composer.lock",
-    "mix.lock", "packages.lock.json", "flake.lock", "podfile.lock", "pubspec.lock",
-}
-_REQUIREMENTS = re.compile(r"^(?:requirements|constraints)[\w.-]*\.(?:txt|in)$")
-_TEST_DIRS = {"test", "tests", "__tests__", "spec", "specs", "testing", "e2e"}
-_TEST_FILE = re.compile(r"^test_.*\.py$|_test\.(?:py|go|rb|exs?)$|\.(?:test|spec)\.[jt]sx?$|Tests?\.(?:java|kt|cs)$")
-_DOC_DIRS = {"docs", "doc", "documentation"}
-_DOC_EXTENSIONS = (".md", ".rst", ".adoc", ".mdx")
-_DOC_FILES = re.compile(r"^(?:readme|changelog|changes|license|licence|authors|contributing|notice|history)(?:\.\w+)?$")
-_CORE_SEGMENTS = {
-    "core", "kernel", "engine", "runtime", "auth", "authentication", "security", "crypto",
-    "migrations", "schema", "db", "database",
-}
-_SENSITIVE_SEGMENTS = {
-    "auth", "authentication", "authorization", "security", "crypto", "oauth", "permissions",
-    "acl", "session", "sessions", "login",
-}
-_SENSITIVE_NAME = re.compile(r"auth|crypt|passw|secret|token|permission|csrf|saniti[sz]", re.IGNORECASE)
-_CONTAINER_DIRS = {
-    "src", "lib", "libs", "pkg", "packages", "internal", "cmd", "modules", "services", "crates",
-    "plugins", "components", "apps",
-}
-
-# Non-conventional titles: first match wins, so the more specific patterns come first.
-_KEYWORD_TYPES = (
-    (re.compile(r"^revert\b", re.IGNORECASE), "revert"),
-    (re.compile(r"^(?:bump|upgrade|update)\s+\S+.*\b(?:from|to)\s+v?\d|\bupdate (?:the )?dependenc|\b(?:lock ?file)",
-                re.IGNORECASE), "dependencies"),
-    (re.compile(r"\b(?:fix(?:es|ed)?|bug|hotfix|resolve[sd]?|crash|regression)\b|修复", re.IGNORECASE), "fix"),
-    (re.compile(r"\b(?:perf|performance|optimi[sz]\w*|speed ?up|faster)\b|性能|优化", re.IGNORECASE), "performance"),
-    (re.compile(r"^(?:add|adds|added|implement\w*|introduce\w*|support|new|create|enable)\b|新增|添加|支持",
-                re.IGNORECASE), "feature"),
-    (re.compile(r"^(?:refactor\w*|restructure\w*|rename\w*|move\w*|extract\w*|simplif\w*|clean ?up)\b|重构",
-                re.IGNORECASE), "refactor"),
-    (re.compile(r"^(?:format\w*|reformat\w*|lint\w*)\b", re.IGNORECASE), "style"),
-    (re.compile(r"^(?:release|prepare release|bump version|v?\d+\.\d+(?:\.\d+)?$)", re.IGNORECASE), "chore"),
-)
 
 def _t(key: str, language: str, **fields: object) -> str:
     return t(f"heuristic.{key}", language, **fields)
 
 
-def _label(kind: str, language: str) -> str:
-    """The change type as the heuristic's sentences name it ("bug-fix", "缺陷修复")."""
-    return t(f"heuristic.label.{kind}", language)
-
-
-def _count(n: int, language: str, en_one: str, en_many: str, zh_unit: str) -> str:
-    if language == "zh":
-        return f"{n:,} {zh_unit}"
-    return f"{n:,} {en_one if n == 1 else en_many}"
-
-
-def _files(n: int, language: str) -> str:
-    return _count(n, language, "file", "files", "个文件")
-
-
-def _lines(n: int, language: str) -> str:
-    return _count(n, language, "line", "lines", "行")
-
-
-def _modules(n: int, language: str) -> str:
-    return _count(n, language, "module", "modules", "个模块")
+def _code(text: object, limit: int = 80) -> str:
+    """text as an inline code span (backticks inside are dropped)."""
+    return f"`{plain(str(text), limit).replace('`', '')}`"
 
 
 def _join(items: Iterable[str], language: str) -> str:
     return ("、" if language == "zh" else ", ").join(items)
 
 
-@dataclass(frozen=True)
-class _Facts:
-    """What the heuristic reads off a commit, computed once."""
-
-    change_type: str
-    subject: str
-    breaking: bool
-    typo: bool
-    security_terms: tuple[str, ...]
-    additions: int
-    deletions: int
-    files: int
-    added: int
-    removed: int
-    scope: tuple[str, ...]  # every module, most churn first
-    module_count: int
-    core_paths: tuple[str, ...]
-    sensitive_paths: tuple[str, ...]
-    has_tests: bool
-
-    @property
-    def lines(self) -> int:
-        return self.additions + self.deletions
+def _names(items: Sequence[str], language: str, limit: int = MAX_NAMES) -> str:
+    shown = [_code(item) for item in items[:limit]]
+    more = len(items) - limit
+    text = _join(shown, language)
+    return text + (_t("more", language, n=more) if more > 0 else "")
 
 
-def _path_parts(filename: str) -> list[str]:
-    return [part for part in filename.strip().replace("\\", "/").split("/") if part]
+def _label(kind: str, language: str) -> str:
+    """The change type as the report header names it, lower-cased mid-sentence in English."""
+    label = t(f"change_type.{kind}", language) if kind != "shipped" else _t("change", language)
+    return label if language == "zh" else label[:1].lower() + label[1:]
 
 
-def _path_category(filename: str) -> str | None:
-    """docs, test, ci or dependencies when a path clearly belongs to one; None for code."""
-    parts = _path_parts(filename)
-    if not parts:
-        return None
-    lower = "/".join(parts).lower()
-    name = parts[-1].lower()
-    if lower.startswith(_CI_PREFIXES) or (name in _CI_FILES and len(parts) == 1):
-        return "ci"
-    if name in _LOCKFILES or _REQUIREMENTS.match(name):
-        return "dependencies"
-    if any(part.lower() in _TEST_DIRS for part in parts[:-1]) or _TEST_FILE.search(parts[-1]):
-        return "test"
-    if parts[0].lower() in _DOC_DIRS or name.endswith(_DOC_EXTENSIONS) or _DOC_FILES.match(name):
-        return "docs"
-    return None
+def _count(n: int, language: str, unit: str) -> str:
+    return _t(f"count.{unit}.{'one' if n == 1 else 'many'}", language, n=f"{n:,}")
 
+
+def _repository(commit: CommitRecord) -> str:
+    """owner/name from the commit's URL ("" when it has none)."""
+    parts = commit.html_url.split("github.com/", 1)[-1].split("/")
+    return "/".join(parts[:2]) if len(parts) >= 2 and "/commit" not in f"/{parts[1]}" else ""
+
+
+# Diff shape ---------------------------------------------------------------------------------------
+
+def _shape(commit: CommitRecord, roles: Iterable[str] | None, language: str) -> str:
+    """What happened to the files of the given roles (all files when None), with their names and lines."""
+    wanted = None if roles is None else set(roles)
+    files = [f for f in commit.files if wanted is None or role_of(f.filename) in wanted] or list(commit.files)
+    if not files:
+        return ""
+    if len(files) == 1:
+        f = files[0]
+        add, dele = max(f.additions, 0), max(f.deletions, 0)
+        name = _code(f.filename, 100)
+        if f.status == "added":
+            return _t("shape.added", language, file=name, lines=_count(add, language, "line"))
+        if f.status == "removed":
+            return _t("shape.removed", language, file=name, lines=_count(dele, language, "line"))
+        if f.status == "renamed" and add + dele == 0:
+            return _t("shape.renamed", language, file=name)
+        if dele == 0:
+            return _t("shape.grown", language, file=name, lines=_count(add, language, "line"))
+        if add == 0:
+            return _t("shape.cut", language, file=name, lines=_count(dele, language, "line"))
+        return _t("shape.edited", language, file=name, add=f"{add:,}", dele=f"{dele:,}")
+    statuses = {f.status for f in files}
+    names = _names([f.filename for f in files], language)
+    key = "shape.many_added" if statuses == {"added"} else "shape.many_renamed" if statuses == {"renamed"} \
+        else "shape.many"
+    add = sum(max(f.additions, 0) for f in files)
+    dele = sum(max(f.deletions, 0) for f in files)
+    return _t(key, language, files=_count(len(files), language, "file"), names=names, add=f"{add:,}", dele=f"{dele:,}")
+
+
+def _roles_phrase(facts: CommitFacts, language: str) -> str:
+    parts = [_t(f"role.{role}", language, files=_count(count.files, language, "file"))
+             for role, count in facts.roles.items()]
+    return _join(parts, language)
+
+
+# Importance reason --------------------------------------------------------------------------------
+
+def _reason(verdict: Verdict, commit: CommitRecord, reading: Reading | None, language: str, author: str) -> str:
+    e = verdict.evidence
+    rule = verdict.rule
+    if rule == "merge":
+        return _t("reason.merge", language, n=e["parents"])
+    if rule == "empty":
+        return _t("reason.empty", language)
+    if rule in ("bot", "bot.dependency"):
+        if rule == "bot.dependency":
+            return _t("reason.bot_dependency", language, author=author, name=_code(e["name"]),
+                      old=_code(e["old"] or "—"), new=_code(e["new"] or "—"))
+        return _t("reason.bot", language, author=author, shape=_shape(commit, None, language))
+    if rule.startswith("api."):
+        kind = rule[4:]
+        key = f"reason.api.{kind}" if t_has(f"heuristic.reason.api.{kind}") else "reason.api.other"
+        more = _t("reason.api_more", language, n=e["count"] - 1) if e.get("count", 1) > 1 else ""
+        return _t(key, language, name=_code(e["name"]), file=e["file"], detail=e.get("detail") or "",
+                  kind=kind.replace("_", " ")) + more
+    if rule in ("security.weakens", "security.hardens") or rule.startswith("security.") and "evidence" in e:
+        kind = _t(f"security_kind.{e['kind']}", language) if t_has(f"heuristic.security_kind.{e['kind']}") \
+            else e["kind"].replace("_", " ")
+        key = "reason.security_weakens" if rule == "security.weakens" else "reason.security_hardens"
+        return _t(key, language, kind=kind, file=e["file"], evidence=_code(e["evidence"], 90))
+    if rule == "security.advisory_dependency":
+        return _t("reason.advisory_dependency", language, term=e["term"], name=_code(e["name"]),
+                  old=_code(e["old"] or "—"), new=_code(e["new"] or "—"))
+    if rule == "security.advisory":
+        return _t("reason.advisory", language, term=e["term"], lines=_count(e["lines"], language, "line"))
+    if rule == "marker.breaking":
+        return _t("reason.marker_breaking", language, lines=_count(e["lines"], language, "line"),
+                  files=_count(e["files"], language, "file"))
+    if rule.startswith("only.") and rule not in ("only.comments", "only.inert"):
+        roles = e.get("roles") or []
+        return _t(f"reason.{rule}", language, shape=_shape(commit, roles or None, language),
+                  roles=_join([_t(f"role_name.{r}", language) for r in roles], language))
+    if rule == "only.comments":
+        return _t("reason.only_comments", language, shape=_shape(commit, ["source"], language))
+    if rule == "only.inert":
+        return _t("reason.only_inert", language, shape=_shape(commit, None, language),
+                  roles=_join([_t(f"role_name.{r}", language) for r in e["roles"]], language))
+    if rule == "mostly_unshipped":
+        return _t("reason.mostly_unshipped", language, shipped=_count(e["shipped"], language, "line"),
+                  lines=_count(e["lines"], language, "line"))
+    if rule in ("cosmetic.whitespace", "cosmetic.spelling", "hint.typo", "hint.format", "hint.lint"):
+        return _t(f"reason.{rule.replace('.', '_')}", language, shape=_shape(commit, None, language))
+    if rule == "toolchain":
+        return _t("reason.toolchain", language, file=e["file"], old=_code(e["old"]), new=_code(e["new"]))
+    if rule == "dependency.major":
+        more = _t("reason.dependency_more", language, n=e["count"] - 1) if e["count"] > 1 else ""
+        return _t("reason.dependency_major", language, name=_code(e["name"]), old=_code(e["old"] or "—"),
+                  new=_code(e["new"] or "—")) + more
+    if rule in ("dependency.dev", "dependency.routine"):
+        more = _t("reason.dependency_more", language, n=e["count"] - 1) if e["count"] > 1 else ""
+        return _t(f"reason.{rule.replace('.', '_')}", language, name=_code(e["name"]), old=_code(e["old"] or "—"),
+                  new=_code(e["new"] or "—")) + more
+    if rule == "dependency.lockfile":
+        return _t("reason.dependency_lockfile", language, shape=_shape(commit, ["lockfile"], language))
+    if rule == "release":
+        return _t("reason.release", language, version=_code(e["version"]), shape=_shape(commit, None, language))
+    if rule == "reach.root":
+        return _t("reason.reach_root", language, files=_count(e["files"], language, "file"),
+                  lines=_count(e["lines"], language, "line"))
+    if rule == "reach.size":
+        return _t("reason.reach_size", language, lines=_count(e["lines"], language, "line"), times=e["times"],
+                  typical=_count(e["typical"], language, "line"))
+    # shipped: a behaviour change in shipped code
+    label = _label(verdict.change_type if verdict.change_type != "other" else "shipped", language)
+    kind = e.get("kind", "lines")
+    fields = dict(label=label, name=_code(e.get("name", "")), file=e.get("file", ""),
+                  detail=e.get("detail", ""), lines=_count(e["lines"], language, "line"),
+                  files=_count(e["files"], language, "file"))
+    if kind in ("added", "changed", "internal") and e.get("count", 1) > 1:
+        fields["name"] += _t("more", language, n=e["count"] - 1)
+    if kind == "lines":
+        return _t("reason.shipped_lines", language, shape=_shape(commit, ["source", "migration", "build"], language),
+                  label=label)
+    return _t(f"reason.shipped_{kind}", language, **fields)
+
+
+# Other fields -------------------------------------------------------------------------------------
 
 def _module_of(filename: str) -> str | None:
-    """The top-level directory (two levels under src/, packages/, ...) or the root file's name."""
-    parts = _path_parts(filename)
+    parts = [p for p in filename.strip().replace("\\", "/").split("/") if p]
     if not parts:
         return None
     if len(parts) > 2 and parts[0].lower() in _CONTAINER_DIRS:
@@ -198,226 +193,178 @@ def _module_of(filename: str) -> str | None:
     return plain(parts[0], 80) or None
 
 
-def _infer_type(title: str, categories: set[str | None], has_files: bool, typo: bool, security: bool) -> str:
-    """Change type for a title without a conventional-commit prefix."""
-    if typo:
-        return "docs" if not has_files or categories == {"docs"} else "fix"
-    if len(categories) == 1 and (only := next(iter(categories))) is not None:
-        return only
-    if security:
-        return "security"
-    for pattern, change_type in _KEYWORD_TYPES:
-        if pattern.search(title):
-            return change_type
-    return "other"
-
-
-def _facts(commit: CommitRecord) -> _Facts:
-    title = commit.title
-    body = commit.message.strip()[len(title):] if commit.message.strip() else ""
-    match = _CONVENTIONAL.match(title)
-    subject = (match.group("subject") if match else title).strip() or title.strip()
-    typo = bool(_TYPO.search(title))
-    terms: list[str] = []
-    for found in _SECURITY.finditer(f"{title}\n{body}"):
-        term = plain(found.group(0), 40)
-        if term.lower() not in (t.lower() for t in terms):
-            terms.append(term)
-    security_terms = tuple(terms[:4])
-
-    categories = {_path_category(f.filename) for f in commit.files}
-    if commit.is_merge:
-        change_type = "merge"
-    elif match and match.group("type").lower() in _CONVENTIONAL_TYPES:
-        change_type = _CONVENTIONAL_TYPES[match.group("type").lower()]
-        scope = (match.group("scope") or "").strip().lower()
-        if scope in _DEPENDENCY_SCOPES:
-            change_type = "dependencies"
-        elif change_type == "fix" and security_terms and not typo:
-            change_type = "security"
-    else:
-        change_type = _infer_type(title, categories, bool(commit.files), typo, bool(security_terms))
-
+def _scope(commit: CommitRecord) -> tuple[str, ...]:
     churn: dict[str, int] = {}
-    directory_modules: set[str] = set()
-    root_files = False
-    core: list[str] = []
-    sensitive: list[str] = []
     for change in commit.files:
         module = _module_of(change.filename)
-        if module is None:
+        if module:
+            churn[module] = churn.get(module, 0) + max(change.additions, 0) + max(change.deletions, 0)
+    return tuple(sorted(churn, key=lambda m: -churn[m]))[:MAX_SCOPE]
+
+
+def _summary(commit: CommitRecord, verdict: Verdict, facts: CommitFacts, language: str, author: str) -> str:
+    subject = plain(commit.title, MAX_SUBJECT_CHARS) or _t("no_subject", language)
+    label = _label(verdict.change_type, language)
+    if verdict.rule == "merge":
+        return _t("summary_merge", language, n=len(commit.parents), author=author, subject=subject)
+    if facts.empty:
+        return _t("summary_empty", language, author=author, subject=subject)
+    by_change: dict[str, list[str]] = {}
+    for symbol in facts.symbols:
+        if role_of(symbol.file) == "test":
             continue
-        parts = [p.lower() for p in _path_parts(change.filename)]
-        if len(parts) == 1:
-            root_files = True
-        else:
-            directory_modules.add(module)
-        churn[module] = churn.get(module, 0) + max(change.additions, 0) + max(change.deletions, 0)
-        dirs = parts[:-1]
-        if any(part in _CORE_SEGMENTS for part in dirs) and module not in core:
-            core.append(module)
-        if (any(part in _SENSITIVE_SEGMENTS for part in dirs) or _SENSITIVE_NAME.search(parts[-1])) \
-                and module not in sensitive:
-            sensitive.append(module)
-    # Sorted by churn so the cap keeps the modules where most of the change happened.
-    scope = tuple(sorted(churn, key=lambda m: -churn[m]))
-    additions, deletions = max(commit.additions, 0), max(commit.deletions, 0)
-    if additions + deletions == 0:
-        # Some sources only give per-file stats.
-        additions = sum(max(f.additions, 0) for f in commit.files)
-        deletions = sum(max(f.deletions, 0) for f in commit.files)
-    return _Facts(
-        change_type=change_type,
-        subject=subject,
-        breaking=bool(match and match.group("bang")) or bool(_BREAKING_FOOTER.search(commit.message)),
-        typo=typo,
-        security_terms=security_terms,
-        additions=additions,
-        deletions=deletions,
-        files=len(commit.files),
-        added=sum(1 for f in commit.files if f.status == "added"),
-        removed=sum(1 for f in commit.files if f.status == "removed"),
-        scope=scope,
-        module_count=len(directory_modules) + (1 if root_files else 0),
-        core_paths=tuple(core),
-        sensitive_paths=tuple(sensitive),
-        has_tests="test" in categories,
-    )
+        names = by_change.setdefault(symbol.change, [])
+        if symbol.name not in names:
+            names.append(symbol.name)
+    clauses = [_t(f"summary_symbols.{change}", language, names=_names(names, language))
+               for change, names in by_change.items() if t_has(f"heuristic.summary_symbols.{change}")][:3]
+    what = _join(clauses, language) if clauses else _shape(commit, None, language)
+    return _t("summary", language, label=label[:1].upper() + label[1:], subject=subject, what=what,
+              roles=_roles_phrase(facts, language), add=f"{facts.additions:,}", dele=f"{facts.deletions:,}")
 
 
-def _is_large(facts: _Facts) -> bool:
-    return facts.lines >= LARGE_LINES or facts.files >= LARGE_FILES or facts.module_count >= LARGE_MODULES
+def _architecture(commit: CommitRecord, reading: Reading, language: str) -> str:
+    facts = reading.facts
+    parts: list[str] = []
+    added = [f.filename for f in commit.files if f.status == "added" and role_of(f.filename) not in ("test", "docs")]
+    removed = [f.filename for f in commit.files if f.status == "removed" and role_of(f.filename) not in ("test", "docs")]
+    if added:
+        parts.append(_t("arch.added", language, n=_count(len(added), language, "file"), names=_names(added, language)))
+    if removed:
+        parts.append(_t("arch.removed", language, n=_count(len(removed), language, "file"),
+                        names=_names(removed, language)))
+    public_new = [s.name for s in facts.symbols if s.public and s.change == "added" and role_of(s.file) != "test"]
+    if public_new:
+        parts.append(_t("arch.public_added", language, names=_names(public_new, language)))
+    moved = [s.name for s in facts.api if s.kind == "symbol_moved"]
+    if moved:
+        parts.append(_t("arch.moved", language, names=_names(moved, language)))
+    for found in reading.extra_breaks:
+        if found.kind == "package_made_internal":
+            parts.append(_t("arch.internal", language, name=_code(found.name)))
+    new_deps = [d.name for d in facts.dependencies if d.change == "added" and not d.dev]
+    gone_deps = [d.name for d in facts.dependencies if d.change == "removed" and not d.dev]
+    if new_deps:
+        parts.append(_t("arch.dependency_added", language, names=_names(new_deps, language)))
+    if gone_deps:
+        parts.append(_t("arch.dependency_removed", language, names=_names(gone_deps, language)))
+    if "migration" in facts.roles:
+        migrations = [f.filename for f in commit.files if role_of(f.filename) == "migration"]
+        parts.append(_t("arch.migration", language, names=_names(migrations, language)))
+    return _t("sentence", language, text=("；" if language == "zh" else "; ").join(parts)) if parts else ""
 
 
-def _importance(facts: _Facts, language: str, author: str, *, bot: bool) -> tuple[Importance, str]:
-    """Importance and its one-sentence reason, by the floor rules in the module docstring."""
-    kind = facts.change_type
-    label = _label(kind, language)
-    sizes = {"lines": _lines(facts.lines, language), "files": _files(facts.files, language)}
-    if kind == "merge":
-        return Importance.LOW, _t("reason_merge", language)
-    if bot:
-        return Importance.LOW, _t("reason_bot", language, author=author)
-    if facts.breaking:
-        return Importance.HIGH, _t("reason_breaking", language)
-    if facts.typo:
-        return Importance.LOW, _t("reason_typo", language)
-    if kind not in _LOW_TYPES and (facts.security_terms or kind == "security"):
-        if facts.security_terms:
-            return Importance.HIGH, _t("reason_security", language, terms=_join(facts.security_terms, language))
-        return Importance.HIGH, _t("reason_security_type", language)
-    if kind in _LOW_TYPES or kind == "dependencies":
-        return Importance.LOW, _t(f"reason_{kind}", language)
-    if kind in _SIZED_TYPES:
-        if facts.core_paths:
-            paths = _join(facts.core_paths[:3], language)
-            return Importance.HIGH, _t("reason_core", language, Label=label[:1].upper() + label[1:],
-                                       label=label, paths=paths)
-        if _is_large(facts):
-            return Importance.HIGH, _t("reason_large", language, label=label,
-                                       modules=_modules(facts.module_count, language), **sizes)
-        return Importance.MEDIUM, _t("reason_sized", language, Label=label[:1].upper() + label[1:],
-                                     label=label, **sizes)
-    if kind == "refactor":
-        return Importance.MEDIUM, _t("reason_refactor", language, **sizes)
-    if kind == "revert":
-        return Importance.MEDIUM, _t("reason_revert", language)
-    if kind == "build":
-        return (Importance.MEDIUM if _is_large(facts) else Importance.LOW), _t("reason_build", language, **sizes)
-    if facts.lines >= NOTABLE_OTHER_LINES or _is_large(facts):
-        return Importance.MEDIUM, _t("reason_other_notable", language, **sizes)
-    return Importance.LOW, _t("reason_other_small", language, **sizes)
+def _performance(commit: CommitRecord, reading: Reading, verdict: Verdict, language: str) -> str:
+    if verdict.change_type != "performance":
+        return ""
+    facts = reading.facts
+    benches = [s.name for s in facts.symbols if role_of(s.file) == "test" and s.change == "added"
+               and "bench" in s.name.lower()]
+    code = [s.name for s in facts.symbols if role_of(s.file) != "test"]
+    where = _names(code, language) if code else _names([f.filename for f in commit.files], language)
+    if benches:
+        return _t("perf.benchmarked", language, where=where, bench=_names(benches, language))
+    return _t("perf.claimed", language, where=where)
 
 
-def _insight(facts: _Facts, language: str) -> Insight:
-    modules = _join(facts.scope[:5], language)
-    if not facts.scope:
-        architecture = _t("arch_none", language)
-    elif facts.module_count >= 3:
-        architecture = _t("arch_cross", language, n=facts.module_count, modules=modules)
-    elif facts.added or facts.removed:
-        key = "arch_files" if facts.added and facts.removed else "arch_added" if facts.added else "arch_removed"
-        architecture = _t(key, language, modules=modules, added=_files(facts.added, language),
-                          removed=_files(facts.removed, language))
-    else:
-        architecture = _t("arch_local", language, modules=modules)
-    performance = _t("perf_yes" if facts.change_type == "performance" else "perf_no", language)
-    if facts.security_terms and facts.change_type not in _LOW_TYPES and not facts.typo:
-        security = _t("sec_terms", language, terms=_join(facts.security_terms, language))
-    elif facts.change_type == "security":
-        security = _t("sec_type", language)
-    elif facts.sensitive_paths:
-        security = _t("sec_paths", language, paths=_join(facts.sensitive_paths[:3], language))
-    else:
-        security = _t("sec_no", language)
-    return Insight(architecture=architecture, performance=performance, security=security)
+def _security(reading: Reading, verdict: Verdict, language: str) -> str:
+    parts = []
+    for signal in reading.security[:3]:
+        kind = _t(f"security_kind.{signal.kind}", language) if t_has(f"heuristic.security_kind.{signal.kind}") \
+            else signal.kind.replace("_", " ")
+        parts.append(_t(f"sec.{signal.direction}", language, kind=kind, file=signal.file,
+                        evidence=_code(signal.evidence, 90)))
+    for found in reading.hardening[:2]:
+        parts.append(_t("sec.hardens", language, kind=_t(f"security_kind.{found.kind}", language), file=found.file,
+                        evidence=_code(found.evidence, 90)))
+    if not parts and verdict.rule.startswith("security.advisory"):
+        parts.append(_t("sec.advisory", language, term=verdict.evidence["term"]))
+    return _join(parts, language) if parts else ""
 
 
-def _risks_and_recommendations(facts: _Facts, importance: Importance, language: str, *,
-                               bot: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    kind = facts.change_type
-    if kind == "merge":
-        return (_t("risk_merge", language),), (_t("rec_merge", language),)
-    if bot:
-        risk = "risk_dependencies" if kind == "dependencies" else "risk_bot"
-        return (_t(risk, language),), (_t("rec_bot", language),)
-    sizes = {"lines": _lines(facts.lines, language), "files": _files(facts.files, language)}
-    security = importance is Importance.HIGH and (facts.security_terms or kind == "security")
-    untested = kind in _CODE_TYPES and facts.files > 0 and not facts.has_tests and not facts.typo
+def _risks_and_recommendations(commit: CommitRecord, reading: Reading, verdict: Verdict,
+                               language: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    facts = reading.facts
     risks: list[str] = []
-    recommendations: list[str] = []
-    if facts.breaking:
-        risks.append(_t("risk_breaking", language))
-        recommendations.append(_t("rec_breaking", language))
-    if security:
-        risks.append(_t("risk_security", language))
-        recommendations.append(_t("rec_security", language))
-    if _is_large(facts) and kind not in _LOW_TYPES and kind != "dependencies":
-        risks.append(_t("risk_large", language, **sizes))
-        recommendations.append(_t("rec_large", language))
-    if untested:
-        risks.append(_t("risk_untested", language, label=_label(kind, language)))
-        recommendations.append(_t("rec_untested", language))
-    if facts.removed and kind not in _LOW_TYPES:
-        risks.append(_t("risk_removed", language, removed=_files(facts.removed, language)))
-    if kind == "dependencies":
-        risks.append(_t("risk_dependencies", language))
-        recommendations.append(_t("rec_dependencies", language))
-    if kind == "revert":
-        risks.append(_t("risk_revert", language))
-    if kind == "performance":
-        recommendations.append(_t("rec_performance", language))
-    return (tuple(risks) or (_t("risk_none", language),)), (tuple(recommendations) or (_t("rec_none", language),))
+    recs: list[str] = []
+    for signal in reading.breaking[:3]:
+        detail = f" ({plain(signal.detail, 120)})" if signal.detail else ""
+        risks.append(_t("risk.breaking", language, name=_code(signal.name), file=signal.file, detail=detail))
+        replacement = _replacement(signal.name, facts)
+        if replacement:
+            recs.append(_t("rec.migrate_to", language, name=_code(signal.name), new=_code(replacement)))
+    for found in reading.extra_breaks[:2]:
+        risks.append(_t(f"risk.{found.kind}", language, name=_code(found.name), file=found.file))
+        recs.append(_t("rec.release_note", language, name=_code(found.name)))
+    weakened = next((s for s in reading.security if s.direction == "weakens"), None)
+    if weakened is not None:
+        kind = _t(f"security_kind.{weakened.kind}", language) \
+            if t_has(f"heuristic.security_kind.{weakened.kind}") else weakened.kind
+        risks.append(_t("risk.weakens", language, kind=kind, file=weakened.file, evidence=_code(weakened.evidence, 90)))
+        recs.append(_t("rec.weakens", language, kind=kind, file=weakened.file))
+    for dep in reading.runtime_majors[:2]:
+        risks.append(_t("risk.major", language, name=_code(dep.name), old=_code(dep.old or "—"),
+                        new=_code(dep.new or "—")))
+        recs.append(_t("rec.major", language, name=_code(dep.name), new=_code(dep.new or "—")))
+    for found in reading.toolchain[:1]:
+        risks.append(_t("risk.toolchain", language, old=_code(found.old), new=_code(found.new), file=found.file))
+    for signal in facts.api:
+        if signal.kind == "default_changed" and signal.detail:
+            risks.append(_t("risk.default", language, name=_code(signal.name), detail=plain(signal.detail, 100)))
+            break
+    if facts.reverted_sha and facts.reverted_title:
+        risks.append(_t("risk.revert", language, sha=_code(facts.reverted_sha[:12]),
+                        title=plain(facts.reverted_title, 100)))
+    if facts.truncated_files or facts.files_without_patch:
+        n = facts.truncated_files + facts.files_without_patch
+        risks.append(_t("risk.unread", language, files=_count(n, language, "file")))
+    return tuple(dict.fromkeys(risks)), tuple(dict.fromkeys(recs))
 
 
-def analyze_heuristic(commit: CommitRecord, language: str, *, bot: bool = False) -> Analysis:
-    """Analyse a commit from its metadata alone, in language ("zh" or "en"), with model "heuristic"."""
+def _replacement(name: str, facts: CommitFacts) -> str | None:
+    """The new name of a renamed symbol, or the one added in the same file that shares the most of its name."""
+    for symbol in facts.symbols:
+        if symbol.change == "renamed" and symbol.old_name and symbol.old_name.split(".")[-1] == name.split(".")[-1]:
+            return symbol.name
+    for signal in facts.api:
+        if signal.kind == "symbol_renamed" and signal.name == name and signal.detail and "→" in signal.detail:
+            return signal.detail.split("→", 1)[1].strip()
+    return None
+
+
+# The analyzer -------------------------------------------------------------------------------------
+
+def analyze_heuristic(commit: CommitRecord, language: str, *, bot: bool = False,
+                      typical_lines: int | None = None) -> Analysis:
+    """Analyse a commit from its facts, in language ("zh" or "en"), with model "heuristic".
+
+    typical_lines is the changed lines of the repository's typical commit (the median), when known:
+    only then can size alone make a commit high (see evidence.judge).
+    """
     if language not in LANGUAGES:
         raise ValueError(f"unsupported language {language!r}; expected one of {LANGUAGES}")
-    facts = _facts(commit)
-    kind = facts.change_type
-    label = _label(kind, language)
+    facts = facts_of(commit)
+    if typical_lines is None:
+        typical_lines = commit.typical_lines
+    verdict = judge(commit, facts, bot=bot, typical_lines=typical_lines)
+    reading = read(commit, facts)
     author = plain(commit.author_login or commit.author_name or "", 60) or _t("unknown_author", language)
-    subject = plain(facts.subject, MAX_SUBJECT_CHARS) or _t("no_subject", language)
-    importance, reason = _importance(facts, language, author, bot=bot)
-
-    if kind == "merge":
-        summary = _t("summary_merge", language, n=len(commit.parents), author=author, subject=subject)
-    elif bot:
-        summary = _t("summary_bot", language, label=label, author=author, subject=subject)
+    if verdict.rule == "merge":
+        risks: tuple[str, ...] = ()
+        recommendations: tuple[str, ...] = ()
+        insight = Insight("", "", "")
     else:
-        summary = _t("summary", language, Label=label[:1].upper() + label[1:], label=label, author=author,
-                     subject=subject, files=_files(facts.files, language),
-                     add=facts.additions, dele=facts.deletions)
-    scope = facts.scope[:MAX_SCOPE] or (_t("no_files", language),)
-    risks, recommendations = _risks_and_recommendations(facts, importance, language, bot=bot)
+        risks, recommendations = _risks_and_recommendations(commit, reading, verdict, language)
+        insight = Insight(architecture=_architecture(commit, reading, language),
+                          performance=_performance(commit, reading, verdict, language),
+                          security=_security(reading, verdict, language))
     return Analysis(
-        change_type=kind,
-        importance=importance,
-        importance_reason=reason,
-        summary=summary,
-        impact_scope=scope,
-        insight=_insight(facts, language),
+        change_type=verdict.change_type,
+        importance=verdict.importance,
+        importance_reason=_reason(verdict, commit, reading, language, author),
+        summary=_summary(commit, verdict, facts, language, author),
+        impact_scope=_scope(commit),
+        insight=insight,
         risks=risks,
         recommendations=recommendations,
         language=language,
@@ -426,52 +373,66 @@ def analyze_heuristic(commit: CommitRecord, language: str, *, bot: bool = False)
 
 
 def apply_floor(commit: CommitRecord, analysis: AnalysisSet) -> AnalysisSet:
-    """Hold a model's importance to the rules no analysis may break, whoever made it.
+    """Hold a model's importance to the evidence rules no analysis may break, whoever made it.
 
-    Breaking changes and security fixes are at least high; typo fixes are low; docs, style, test,
-    ci and chore commits (by the metadata or by the model's own type) are at most medium. When the
-    importance moves, each language's reason is the rule's, so the reason always explains the
-    importance shown.
+    The verdict's floor and ceiling (evidence.judge) bound the model's importance: a breaking public
+    API change or a security signal in shipped code is high, a major runtime dependency or toolchain
+    floor at least medium, a tests/docs/CI-only, whitespace-, spelling- or typo-only, formatting or lint
+    commit and an empty one low; a model that types its commit docs, style, test, ci or chore cannot
+    call it high. When the importance moves, each language's reason is the rule's, so the reason always
+    explains the importance shown.
     """
-    facts = _facts(commit)
-    kind = facts.change_type
-    if kind == "merge":
+    if commit.is_merge:
         return analysis
-    forced, reason_key = None, None
-    rule = _importance(facts, "en", "", bot=False)[0]
-    if (facts.breaking or rule is Importance.HIGH and facts.security_terms) and analysis.importance is not Importance.HIGH:
-        forced = Importance.HIGH
-    elif facts.typo and not facts.breaking and analysis.importance is not Importance.LOW:
-        forced = Importance.LOW
-    elif kind in _LOW_TYPES and rule is Importance.LOW and analysis.importance is Importance.HIGH:
-        forced, reason_key = Importance.MEDIUM, f"reason_{kind}"
-    elif analysis.change_type in _LOW_TYPES and analysis.importance is Importance.HIGH \
-            and not (facts.breaking or facts.security_terms):
-        # The model's own type says docs, style, test, ci or chore: at most medium, as for the heuristic.
-        forced, reason_key = Importance.MEDIUM, f"reason_{analysis.change_type}"
-    if forced is None:
+    facts = facts_of(commit)
+    verdict = judge(commit, facts)
+    floor, ceiling = bounds(verdict, analysis.change_type)
+    shown = analysis.importance
+    if _ORDER[shown] < _ORDER[floor]:
+        forced = floor
+    elif _ORDER[shown] > _ORDER[ceiling]:
+        forced = ceiling
+    else:
         return analysis
+    reading = read(commit, facts)
     texts = {}
     for language, text in analysis.texts.items():
         author = plain(commit.author_login or commit.author_name or "", 60) or _t("unknown_author", language)
-        reason = _t(reason_key, language) if reason_key else _importance(facts, language, author, bot=False)[1]
+        if forced is verdict.importance:
+            reason = _reason(verdict, commit, reading, language, author)
+        else:
+            reason = _t("reason.model_type", language, label=_label(analysis.change_type, language))
         texts[language] = replace(text, importance_reason=reason)
     return replace(analysis, importance=forced, texts=texts)
 
 
 class HeuristicAnalyzer:
-    """Analyses every commit with the heuristic: no LLM, no network."""
+    """Analyses every commit with the heuristic: no LLM, no network.
+
+    typical_lines maps a repository ("owner/name") to the changed lines of its typical commit (the
+    median of its recent non-merge commits); an int applies to every repository. Without it, size
+    never makes a commit high.
+    """
 
     model = HEURISTIC_MODEL
     calls = 0
 
-    def __init__(self, *, bot_logins: Iterable[str] = DEFAULT_BOT_LOGINS) -> None:
+    def __init__(self, *, bot_logins: Iterable[str] = DEFAULT_BOT_LOGINS,
+                 typical_lines: Mapping[str, int] | int | None = None) -> None:
         self._bot_logins = frozenset(bot_logins)
+        self._typical = typical_lines
+
+    def _typical_lines(self, commit: CommitRecord) -> int | None:
+        if self._typical is None or isinstance(self._typical, int):
+            return self._typical
+        return self._typical.get(_repository(commit))
 
     def analyze(self, commit: CommitRecord, languages: Sequence[str], known: AnalysisSet | None = None) -> AnalysisSet:
         """The heuristic analysis of commit in languages (only their texts added to known, when given)."""
         bot = is_bot(commit, self._bot_logins)
-        analyses = {language: analyze_heuristic(commit, language, bot=bot) for language in languages}
+        typical = self._typical_lines(commit)
+        analyses = {language: analyze_heuristic(commit, language, bot=bot, typical_lines=typical)
+                    for language in languages}
         if known is not None:
             return known.with_texts({language: Texts.of(a) for language, a in analyses.items()})
         return AnalysisSet.of(analyses)

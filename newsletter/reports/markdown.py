@@ -109,13 +109,12 @@ class _Renderer:
         return [anchor, "", f"#### {markdown_text(self.title(entry))}", "", meta, ""]
 
     def bullets(self, items: tuple[str, ...]) -> list[str]:
-        kept = [item for item in items if plain(item)]
-        if not kept:
-            return [f"- {self.t('report.none')}"]
-        return [f"- {markdown_list_item(item)}" for item in kept]
+        return [f"- {markdown_list_item(item)}" for item in items if plain(item)]
 
-    def text(self, value: str) -> str:
-        return markdown_rich(value) or self.t("report.none")
+    def block(self, key: str, items: tuple[str, ...]) -> list[str]:
+        """A labelled list, or nothing at all when the analysis has nothing to say there."""
+        bullets = self.bullets(items)
+        return [self.block_label(key), "", *bullets, ""] if bullets else []
 
     def analyzed(self, entry: Entry) -> list[str]:
         analysis = entry.analysis
@@ -128,21 +127,22 @@ class _Renderer:
         reason = markdown_rich(analysis.importance_reason)
         if reason:
             importance_text = self.t("report.importance_reason", importance=importance_text, reason=reason)
-        insight = analysis.insight
-        lines += [
-            f"{self.label('report.field.change_type')}{change_type_label(analysis, self.lang)}", "",
-            f"{self.label('report.field.importance')}{importance_text}", "",
-            f"{self.label('report.field.summary')}{self.text(analysis.summary)}", "",
-            self.block_label("report.field.impact_scope"), "", *self.bullets(analysis.impact_scope), "",
-            self.block_label("report.field.insight"), "",
-            f"- {self.label('report.field.architecture')}{self.text(insight.architecture)}",
-            f"- {self.label('report.field.performance')}{self.text(insight.performance)}",
-            f"- {self.label('report.field.security')}{self.text(insight.security)}", "",
-            self.block_label("report.field.risks"), "", *self.bullets(analysis.risks), "",
-            self.block_label("report.field.recommendations"), "", *self.bullets(analysis.recommendations), "",
-            "---", "",
-        ]
-        return lines
+        lines += [f"{self.label('report.field.change_type')}{change_type_label(analysis, self.lang)}", "",
+                  f"{self.label('report.field.importance')}{importance_text}", ""]
+        # A field with nothing specific to say is left out, label and all: no "none" placeholders.
+        summary = markdown_rich(analysis.summary)
+        if summary:
+            lines += [f"{self.label('report.field.summary')}{summary}", ""]
+        lines += self.block("report.field.impact_scope", analysis.impact_scope)
+        insight = [f"- {self.label(f'report.field.{name}')}{text}" for name, text in (
+            ("architecture", markdown_rich(analysis.insight.architecture)),
+            ("performance", markdown_rich(analysis.insight.performance)),
+            ("security", markdown_rich(analysis.insight.security))) if text]
+        if insight:
+            lines += [self.block_label("report.field.insight"), "", *insight, ""]
+        lines += self.block("report.field.risks", analysis.risks)
+        lines += self.block("report.field.recommendations", analysis.recommendations)
+        return lines + ["---", ""]
 
     def unanalyzed(self, entry: Entry) -> list[str]:
         return self.heading(entry) + [unanalyzed_note(entry, self.lang), "", "---", ""]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..analysis.analyzer import Analyzer, make_analyzer
+from ..analysis.facts import commit_facts
 from ..analysis.result import PROMPT_VERSION, AnalysisSet
 from ..errors import SourceError, ValidationError
 from ..models import (
@@ -248,6 +249,8 @@ def collect(session: Session, services: Services, repository: Repository, day: d
         row = known.get(sha)
         if row is None:
             record = source.commit(repository.name, sha)
+            # Facts come from the whole patch, before storage caps it; analyses read them from the record.
+            record = replace(record, facts=commit_facts(record).to_dict())
             row = FetchedCommit(repository_id=repository.id, sha=sha, committed_at=record.committed_at,
                          record=_capped(record))
             session.add(row)
@@ -265,6 +268,10 @@ def collect(session: Session, services: Services, repository: Repository, day: d
             collected.new_watermark = info.head_sha
     collected.github_requests = source.requests - before
     return collected
+
+
+TYPICAL_SAMPLE = 200
+TYPICAL_MINIMUM = 5
 
 
 # 2b. Analyse ---------------------------------------------------------------------------------------
@@ -311,6 +318,18 @@ def pending_analyses(session: Session, commits: list[FetchedCommit], languages: 
     return pending
 
 
+def typical_lines(session: Session, repository_id: int) -> int | None:
+    """Changed lines of the repository's typical commit: the median over its latest TYPICAL_SAMPLE stored
+    non-merge commits (None with fewer than TYPICAL_MINIMUM), what "large" means for this repository."""
+    rows = session.scalars(select(FetchedCommit.record).where(FetchedCommit.repository_id == repository_id)
+                           .order_by(FetchedCommit.committed_at.desc()).limit(TYPICAL_SAMPLE)).all()
+    sizes = sorted(int(r.get("additions") or 0) + int(r.get("deletions") or 0) for r in rows
+                   if len(r.get("parents") or ()) <= 1)
+    if len(sizes) < TYPICAL_MINIMUM:
+        return None
+    return max(sizes[len(sizes) // 2], 1)
+
+
 def analyze_pending(session: Session, services: Services, pending: list[Pending]) -> dict[int, int]:
     """Analyze and store every pending commit (one request each, whatever the languages); returns the
     LLM HTTP requests made, per repository id."""
@@ -318,8 +337,10 @@ def analyze_pending(session: Session, services: Services, pending: list[Pending]
         return {}
     analyzer = services.analyzer
     known = [AnalysisSet.from_dict(p.row.analysis) if p.row is not None else None for p in pending]
-    results = analyzer.analyze_many([(CommitRecord.from_dict(p.commit.record), p.languages, k)
-                                     for p, k in zip(pending, known, strict=True)])
+    typical = {rid: typical_lines(session, rid) for rid in {p.commit.repository_id for p in pending}}
+    records = [replace(CommitRecord.from_dict(p.commit.record), typical_lines=typical[p.commit.repository_id])
+               for p in pending]
+    results = analyzer.analyze_many([(record, p.languages, k) for record, p, k in zip(records, pending, known, strict=True)])
     requests: dict[int, int] = {}
     for item, before, result in zip(pending, known, results, strict=True):
         _store_analysis(session, item.commit, analyzer.model, result, existing=item.row)

@@ -98,7 +98,14 @@ def report_helpers(lang: str) -> dict[str, Callable[..., Any]]:
         return rich_html(value) if plain(value) else Markup(escape(t("report.none", lang)))
 
     def bullet_items(values: Sequence[str]) -> list[Markup]:
-        return [rich_html(v) for v in values if plain(v)] or [Markup(escape(t("report.none", lang)))]
+        """The list's non-empty items; none at all when it has nothing to say (the caller leaves it out)."""
+        return [rich_html(v) for v in values if plain(v)]
+
+    def filled(value: object) -> bool:
+        """Whether a field says anything: an empty one is left out, label and all."""
+        if isinstance(value, (list, tuple)):
+            return any(plain(v) for v in value)
+        return bool(plain(value))
 
     def importance_html(entry: Entry) -> Markup:
         """"🔴 High — reason" with the reason's code spans."""
@@ -109,7 +116,7 @@ def report_helpers(lang: str) -> dict[str, Callable[..., Any]]:
         return Markup(escape(t("report.importance_reason", lang))).format(importance=label, reason=rich_html(reason))
 
     return {
-        "title": title, "short_title": short_title, "rich": rich, "bullet_items": bullet_items,
+        "title": title, "short_title": short_title, "rich": rich, "bullet_items": bullet_items, "filled": filled,
         "importance_html": importance_html,
         "change_type_label": lambda analysis: change_type_label(analysis, lang),
         "fallback_note": lambda analysis: fallback_note(analysis, lang),
