@@ -100,6 +100,163 @@ ROUTINE_BUMP = diffs.change("requirements.txt", "rich==13.7.0\n", "rich==13.7.1\
 MAJOR_BUMP = diffs.change("requirements.txt", "rich==12.6.0\n", "rich==13.7.1\n")
 
 
+# A ReDoS fix: the pattern no longer repeats a repeated group; the message never says security.
+REGEX_UNNESTED = diffs.change("src/md/inline.py", '''
+import re
+
+_TITLE = re.compile(r'"((?:\\\\"|[^"])*)*"')
+''', '''
+import re
+
+_TITLE = re.compile(r'"((?:\\\\.|[^"\\\\])*)"')
+''')
+REGEX_REWORDED = diffs.change("src/md/inline.py", '''
+import re
+
+_TITLE = re.compile(r'"([^"]*)"')
+''', '''
+import re
+
+_TITLE = re.compile(r'"([^"]+)"')
+''')
+# A deserialiser that loaded any class named by its input now asks an allow-list first.
+ALLOW_LIST = diffs.change("src/main/java/org/acme/bind/Binder.java", '''
+class Binder {
+    Object bind(String typeName) throws Exception {
+        Class<?> type = Class.forName(typeName, false, loader);
+        return create(type);
+    }
+}
+''', '''
+class Binder {
+    Object bind(String typeName) throws Exception {
+        if (!allowedTypes.contains(typeName)) {
+            throw new InvalidTypeException(typeName);
+        }
+        return create(resolver.resolve(typeName));
+    }
+}
+''')
+# Public Rust API moved behind a Cargo feature that is off by default.
+CARGO_FEATURE = diffs.change("Cargo.toml", '''
+[dependencies]
+serde = "1"
+''', '''
+[dependencies]
+serde = { version = "1", optional = true }
+
+[features]
+default = []
+serde = ["dep:serde"]
+''')
+FEATURE_GATED = diffs.change("src/reader.rs", '''
+impl Reader {
+    pub fn records(&mut self) -> Records<'_> {
+        Records::new(self)
+    }
+
+    pub fn deserialize<D: DeserializeOwned>(&mut self) -> Iter<'_, D> {
+        Iter::new(self)
+    }
+}
+''', '''
+impl Reader {
+    pub fn records(&mut self) -> Records<'_> {
+        Records::new(self)
+    }
+
+    #[cfg(feature = "serde")]
+    pub fn deserialize<D: DeserializeOwned>(&mut self) -> Iter<'_, D> {
+        Iter::new(self)
+    }
+}
+''')
+DEFAULT_FEATURE = diffs.change("Cargo.toml", '''
+[dependencies]
+serde = "1"
+''', '''
+[dependencies]
+serde = { version = "1", optional = true }
+
+[features]
+default = ["serde"]
+serde = ["dep:serde"]
+''')
+# A public TypeScript method that returned undefined when nothing matched now returns null.
+TS_RETURN = diffs.change("src/router.ts", '''
+export class Router {
+  match(path: string): Match | undefined {
+    const found = this.find(path);
+    if (found) return found;
+    return undefined;
+  }
+}
+''', '''
+export class Router {
+  match(path: string): Match | null {
+    const found = this.find(path);
+    if (found) return found;
+    return null;
+  }
+}
+''')
+TS_NARROWED = diffs.change("src/router.ts", '''
+export class Router {
+  match(path: string): Match | undefined {
+    return this.find(path);
+  }
+}
+''', '''
+export class Router {
+  match(path: string): Match {
+    return this.find(path) ?? this.fallback;
+  }
+}
+''')
+
+# Defaults flipped: to the stricter side (documents that bound before now fail), or on an option that is no
+# strictness switch (durability) or to the lenient side (nothing that worked stops working).
+STRICTER_ENUM = diffs.change("src/main/java/org/acme/ReadFeature.java", '''
+public enum ReadFeature {
+    ALLOW_COMMENTS(false),
+    FAIL_ON_UNKNOWN_PROPERTIES(false),
+    FAIL_ON_NULL_FOR_PRIMITIVES(true);
+}
+''', '''
+public enum ReadFeature {
+    ALLOW_COMMENTS(false),
+    FAIL_ON_UNKNOWN_PROPERTIES(true),
+    FAIL_ON_NULL_FOR_PRIMITIVES(true);
+}
+''')
+STRICTER_KWARG = py_change(PY_OLD.replace("def render(text):", "def render(text, safe_mode=True):"),
+                           PY_OLD.replace("def render(text):", "def render(text, safe_mode=False):"))
+DURABLE_DEFAULT = diffs.change("options.go", '''
+func defaultOptions() options {
+	return options{
+		syncWrites: false,
+	}
+}
+''', '''
+func defaultOptions() options {
+	return options{
+		syncWrites: true,
+	}
+}
+''')
+LENIENT_ENUM = diffs.change("src/main/java/org/acme/ReadFeature.java", '''
+public enum ReadFeature {
+    ALLOW_COMMENTS(false),
+    FAIL_ON_UNKNOWN_PROPERTIES(false);
+}
+''', '''
+public enum ReadFeature {
+    ALLOW_COMMENTS(true),
+    FAIL_ON_UNKNOWN_PROPERTIES(false);
+}
+''')
+
+
 def run(message: str, *files: FileChange, language: str = "en", **options) -> Analysis:
     return analyze_heuristic(diffs.commit(*files, message=message), language, **options)
 
@@ -110,6 +267,12 @@ def run(message: str, *files: FileChange, language: str = "en", **options) -> An
     ("Compare signatures safely", [HARDENED], "hardening security signal with a neutral title"),
     ("fix: prevent SQL injection in search", [BEHAVIOUR], "named vulnerability with shipped code"),
     ("feat!: strip rendered text", [BEHAVIOUR], "breaking marker with shipped code"),
+    ("Handle long link titles", [REGEX_UNNESTED], "regex with nested quantifiers replaced (ReDoS)"),
+    ("Restrict polymorphic types", [ALLOW_LIST], "class loading by name gated by an allow-list"),
+    ("Make serde optional", [CARGO_FEATURE, FEATURE_GATED], "public item moved behind a non-default feature"),
+    ("refactor: return null from match()", [TS_RETURN], "public return type gains a member"),
+    ("Unknown properties fail by default", [STRICTER_ENUM], "a fail-on option turned on by default"),
+    ("Escape raw HTML by default", [STRICTER_KWARG], "a safe mode turned on by default"),
 ])
 def test_breaking_and_security_evidence_is_high(message, files, rule, language):
     analysis = run(message, *files, language=language)
@@ -117,8 +280,23 @@ def test_breaking_and_security_evidence_is_high(message, files, rule, language):
     assert_complete(analysis, language)
 
 
+@pytest.mark.parametrize(("message", "files", "rule"), [
+    ("Tighten the title pattern", [REGEX_REWORDED], "a regex edit without nested quantifiers"),
+    ("Make serde a default feature", [DEFAULT_FEATURE, FEATURE_GATED], "the gating feature is on by default"),
+    ("Match always returns a route", [TS_NARROWED], "a narrowed return type breaks no caller"),
+    ("Enable fsync on every write by default", [DURABLE_DEFAULT], "a default flip that rejects no input"),
+    ("Allow comments by default", [LENIENT_ENUM], "a default flipped to the lenient side"),
+])
+def test_changes_that_look_like_evidence_but_are_not_are_not_high(message, files, rule):
+    analysis = run(message, *files)
+    assert analysis.importance is not Importance.HIGH, (rule, analysis.importance_reason)
+    assert_complete(analysis, "en")
+
+
 @pytest.mark.parametrize(("message", "files"), [
     ("feat: cover parse_config", [TESTS_ONLY]),
+    ("Add tests for pipelined requests", [diffs.change("test.c", "static void test_a(void) {}\n",
+                                                       "static void test_a(void) {}\nstatic void test_b(void) {}\n")]),
     ("fix: security: document the install", [DOCS_ONLY]),
     ("Fix XSS in the CI workflow", [CI_ONLY]),
     ("Explain render", [COMMENT_ONLY]),

@@ -57,6 +57,12 @@ from tests.diffs import change, commit
     ("web/node_modules/left-pad/index.js", "vendored"),
     ("static/logo.png", "asset"),
     ("LICENSE-THIRD-PARTY.xyz", "other"),
+    ("test.c", "test"),
+    ("tests.c", "test"),
+    ("test_parser.c", "test"),
+    ("src/test-utf8.cpp", "test"),
+    ("testing.c", "source"),
+    ("src/contest.c", "source"),
 ])
 def test_roles_by_path(path, role):
     assert role_of(path) == role

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..sources.commit import CommitRecord
-from .facts import ApiSignal, CommitFacts, language_of, role_of
-from .facts.diff import ADDED, REMOVED, Hunk, clean, parse_patch
+from .facts import ApiSignal, CommitFacts, is_public_path, language_of, role_of
+from .facts.diff import ADDED, CONTEXT, REMOVED, Hunk, clean, parse_patch
 
 _SOURCE, _MANIFEST, _BUILD = "source", "manifest", "build"
 _MAX_PATCH = 500_000
@@ -50,6 +50,31 @@ _DEFAULT_EXPORT = re.compile(r"^\s*export\s+default\b|^\s*module\.exports\s*=")
 _GO_IMPORT = re.compile(r'^\s*(?:import\s+)?(?:\w+\s+)?"([\w.\-/]+)"\s*$')
 _THROWS = re.compile(r"\bthrows\s+([\w.]+(?:\s*,\s*[\w.]+)*)")
 _REQUIRED_PARAM = re.compile(r"adds required parameter (\w+)")
+# A regular expression literal or pattern argument on a line (Python raw strings, JS /.../ literals, Go/Java strings
+# passed to a compile call); and a group that repeats something itself repeated: `(a+)+`, `((?:x|y)*)*`, the shape
+# that backtracks exponentially on a crafted input (ReDoS).
+_REGEX_CALL = re.compile(r"\b(?:re|regex)\.(?:compile|match|search|fullmatch|findall|finditer|sub|split)\(|\bnew RegExp\("
+                         r"|\bPattern\.compile\(|\bregexp\.(?:MustCompile|Compile)\(|\bRegex::new\(|=\s*/[^/\s].*/[gimsuy]*\s*;?\s*$")
+_NESTED_QUANTIFIER = re.compile(r"\((?:\?:)?(?:[^()]|\([^()]*\))*[*+](?:[^()]|\([^()]*\))*\)[*+{]")
+# Reflective class loading from a name (a deserialiser's type field), and an allow-list that now gates it.
+_CLASS_BY_NAME = re.compile(r"\bClass\.forName\(\s*[a-z]\w*|\.loadClass\(\s*[a-z]\w*")
+_ALLOW_LIST = re.compile(r"\ballow(?:ed)?[-_ ]?(?:list|prefixes|types|classes|names)\b|\bwhite[-_ ]?list\w*|\bpermitted\w*"
+                         r"|\bsetObjectInputFilter\(|\bObjectInputFilter\b|\bPolymorphicTypeValidator\b", re.IGNORECASE)
+# Rust: an item gated behind a Cargo feature, and the manifest line that makes a feature default.
+_CFG_FEATURE = re.compile(r'^\s*#\[cfg\(\s*feature\s*=\s*"([\w-]+)"\s*\)\]\s*$')
+_RUST_ITEM = re.compile(r"^\s*pub\s+(?:async\s+|unsafe\s+|const\s+)*(?:fn|mod|struct|enum|trait|impl|type|use)\b")
+_DEFAULT_FEATURES = re.compile(r"^\s*default\s*=\s*\[(.*)\]")
+# A boolean default set on a line: `name=True`, `name: true`, `NAME(false)` (a Java enum constant), `x.name ?? true`.
+_BOOL_SETTING = re.compile(r"\b([A-Za-z_]\w*)\s*(?:=|:|\(|\?\?)\s*(true|false|True|False)\b")
+_BOOL_DEFAULT = re.compile(r"^(\w+) default (True|False|true|false) → (True|False|true|false)$")
+# Words in an option's name that make it stricter when on, and those that make it stricter when off.
+_STRICT_ON = frozenset({"strict", "fail", "safe", "secure", "validate", "verify", "escape", "sanitize", "require",
+                        "reject", "deny", "enforce", "autoescape"})
+_STRICT_OFF = frozenset({"allow", "lenient", "permissive", "insecure", "unsafe", "ignore", "accept", "loose", "trust"})
+# TypeScript: a method or function declaration with its parameter list and declared return type.
+_TS_SIGNATURE = re.compile(r"^\s*(?P<mods>(?:export\s+)?(?:(?:public|private|protected|static|async|readonly|abstract|override)\s+)*)"
+                           r"(?:function\s+)?(?P<name>[A-Za-z$][\w$]*)\s*(?:<[^>]*>)?\s*\((?P<params>.*)\)\s*:\s*"
+                           r"(?P<returns>[^{;=]+?)\s*[{;]?\s*$")
 
 
 @dataclass(frozen=True)
@@ -158,7 +183,30 @@ def hardening(commit: CommitRecord) -> list[Finding]:
             guard = next((line for line in code_added if _PROTOTYPE_GUARD.search(line)), None)
             if guard and not any(_PROTOTYPE_GUARD.search(line) for line in removed):
                 found.append(Finding("prototype", file.name, evidence=clean(guard.strip(), 100)))
+        backtracking = _nested_quantifier_removed(removed, code_added)
+        if backtracking:
+            found.append(Finding("regex_backtracking", file.name, evidence=clean(backtracking.strip(), 100)))
+        loader = next((line for line in removed if _CLASS_BY_NAME.search(line)), None)
+        if loader and not any(_CLASS_BY_NAME.search(line) for line in code_added):
+            gate = next((line for other in _files(commit) if other.role == _SOURCE
+                         for line in other.lines(ADDED)
+                         if _ALLOW_LIST.search(line) and not _is_comment(line, other.language)), None)
+            if gate:
+                found.append(Finding("type_allow_list", file.name, evidence=clean(gate.strip(), 100),
+                                     old=clean(loader.strip(), 100)))
     return found
+
+
+def _nested_quantifier_removed(removed: list[str], added: list[str]) -> str | None:
+    """The added pattern line that replaces a removed one whose regex repeats a repeated group (a ReDoS
+    shape), when no added pattern keeps that shape; None otherwise."""
+    nested = [line for line in removed if _REGEX_CALL.search(line) and _NESTED_QUANTIFIER.search(line)]
+    if not nested:
+        return None
+    patterns = [line for line in added if _REGEX_CALL.search(line)]
+    if not patterns or any(_NESTED_QUANTIFIER.search(line) for line in patterns):
+        return None
+    return patterns[0]
 
 
 def api_breaks(commit: CommitRecord, facts: CommitFacts) -> list[Finding]:
@@ -187,6 +235,9 @@ def api_breaks(commit: CommitRecord, facts: CommitFacts) -> list[Finding]:
                     moved.setdefault(before, file.name)
     for before, where in sorted(moved.items()):
         found.append(Finding("package_made_internal", where, name=before))
+    found += _feature_gated(files)
+    found += _return_types_changed(files)
+    found += _stricter_defaults(files, facts)
     for signal in facts.api:
         if signal.kind == "signature_changed" and not signal.breaking and signal.detail and "→" in signal.detail:
             old, new = signal.detail.split("→", 1)
@@ -209,3 +260,100 @@ def breaking_signals(facts: CommitFacts) -> tuple[ApiSignal, ...]:
     commands = cli_parameters(facts)
     return tuple(signal for signal in facts.breaking_api
                  if not (signal.kind == "signature_changed" and signal.name in commands))
+
+
+def _feature_gated(files: list[_File]) -> list[Finding]:
+    """Public Rust items that existed before and now sit behind a `#[cfg(feature = ...)]` the commit adds,
+    for a feature the manifest does not turn on by default: crates using them without the feature stop
+    compiling."""
+    defaults: set[str] = set()
+    for file in files:
+        if file.role == _MANIFEST and file.name.lower().endswith("cargo.toml"):
+            for line in file.lines(ADDED):
+                if match := _DEFAULT_FEATURES.match(line):
+                    defaults |= {part.strip(' "\'') for part in match.group(1).split(",")}
+    found: list[Finding] = []
+    for file in files:
+        if file.role != _SOURCE or file.language != "rust" or not is_public_path(file.name):
+            continue
+        for hunk in file.hunks:
+            lines = hunk.lines
+            for i, (kind, text) in enumerate(lines):
+                gate = _CFG_FEATURE.match(text) if kind == ADDED else None
+                if not gate or gate.group(1) in defaults:
+                    continue
+                item = next(((k, t) for k, t in lines[i + 1:] if k != ADDED or not t.strip().startswith("#[")), None)
+                if item and item[0] == CONTEXT and _RUST_ITEM.match(item[1]):
+                    found.append(Finding("feature_gated", file.name, name=gate.group(1),
+                                         evidence=clean(item[1].strip(), 100)))
+                    break
+    return found[:1] + [f for f in found[1:] if f.name != found[0].name]
+
+
+def _returns(text: str) -> set[str]:
+    return {part.strip() for part in text.split("|") if part.strip()}
+
+
+def _return_types_changed(files: list[_File]) -> list[Finding]:
+    """Public TypeScript functions and methods whose declared return type gains a member (undefined to
+    null, T to T | undefined): callers that test for the old value take the wrong branch."""
+    found: list[Finding] = []
+    for file in files:
+        if file.role != _SOURCE or file.language != "typescript" or not is_public_path(file.name):
+            continue
+        for hunk in file.hunks:
+            old = {m.group("name"): m for text in hunk.removed if (m := _TS_SIGNATURE.match(text))}
+            for text in hunk.added:
+                new = _TS_SIGNATURE.match(text)
+                if not new or new.group("name") not in old or new.group("name").startswith(("_", "$")):
+                    continue
+                before = old[new.group("name")]
+                if re.search(r"\b(?:private|protected)\b", new.group("mods")) or new.group("name") in (
+                        "if", "for", "while", "switch", "catch", "constructor"):
+                    continue
+                if before.group("params").replace(" ", "") != new.group("params").replace(" ", ""):
+                    continue
+                gained = _returns(new.group("returns")) - _returns(before.group("returns"))
+                if gained and _returns(before.group("returns")):
+                    found.append(Finding("return_type_changed", file.name, name=new.group("name"),
+                                         evidence=f"{clean(before.group('returns'), 50)} → {clean(new.group('returns'), 50)}"))
+    return found
+
+
+def _words(name: str) -> set[str]:
+    return {w.lower() for w in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", name)}
+
+
+def _stricter(name: str, old: bool, new: bool) -> bool:
+    words = _words(name)
+    return old != new and bool(words & (_STRICT_ON if new else _STRICT_OFF))
+
+
+def _stricter_defaults(files: list[_File], facts: CommitFacts) -> list[Finding]:
+    """Defaults of public options flipped to the stricter side (strict, fail-on, safe mode turned on; allow,
+    lenient, ignore turned off): input that callers on defaults had accepted is now rejected or rewritten."""
+    found: list[Finding] = []
+    for signal in facts.api:
+        match = _BOOL_DEFAULT.match(signal.detail or "") if signal.kind == "default_changed" else None
+        if match and _stricter(match.group(1), match.group(2).lower() == "true", match.group(3).lower() == "true"):
+            found.append(Finding("default_stricter", signal.file, name=match.group(1), evidence=signal.detail or ""))
+    for file in files:
+        if file.role != _SOURCE or not is_public_path(file.name) or found:
+            continue
+        for hunk in file.hunks:
+            before: dict[str, bool] = {}
+            mentioned = " ".join(line for line in hunk.removed if not _is_comment(line, file.language))
+            for line in hunk.removed:
+                if not _is_comment(line, file.language):
+                    before.update((m.group(1), m.group(2).lower() == "true") for m in _BOOL_SETTING.finditer(line))
+            for line in hunk.added:
+                if _is_comment(line, file.language):
+                    continue
+                for m in _BOOL_SETTING.finditer(line):
+                    name, new = m.group(1), m.group(2).lower() == "true"
+                    # `x.strict ?? true` where the line read `x.strict`: the unset option was falsy.
+                    old = before.get(name, False if "??" in m.group(0) and re.search(rf"\b{name}\b", mentioned) else None)
+                    if old is not None and _stricter(name, old, new):
+                        found.append(Finding("default_stricter", file.name, name=name,
+                                             evidence=f"{name} default {str(old).lower()} → {str(new).lower()}"))
+    return found[:1]

@@ -50,7 +50,7 @@ from .symbols import file_symbols
 
 __all__ = [
     "FACTS_VERSION", "ApiSignal", "CommitFacts", "DependencyChange", "RoleCount", "SecuritySignal", "SymbolChange",
-    "commit_facts", "facts_of", "language_of", "patch_id", "reverted", "role_of",
+    "commit_facts", "facts_of", "is_public_path", "language_of", "patch_id", "reverted", "role_of",
 ]
 
 _LOG = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from typing import Any, cast
 from ...text import storable_json
 
 # Bump when what the functions compute changes, so stored facts can be recomputed.
-FACTS_VERSION = 1
+FACTS_VERSION = 2  # 2: C and C++ test files (test.c, test_*.c) have the role test
 
 # Caps on the lists: facts go into prompts and rows, so they must stay small.
 MAX_SYMBOLS = 40

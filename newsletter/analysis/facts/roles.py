@@ -61,6 +61,8 @@ _TEST_FILE = re.compile(
     r"^test_.*\.py$|_tests?\.(?:py|go|rb|exs?|rs|cc|cpp|c|lua|dart)$|\.(?:test|spec)\.[cm]?[jt]sx?$"
     r"|(?:Tests?|IT|Spec)\.(?:java|kt|cs|scala|groovy|swift)$|_spec\.rb$|^conftest\.py$|\.snap$"
     r"|^test\.(?:py|sh|js)$|^tests?\.rs$"
+    # C and C++ suites: test.c, tests.c, test_parser.c, test-utf8.cpp (parser_test.c above)
+    r"|^tests?(?:[_-]\w+)?\.(?:c|cc|cpp|cxx)$"
 )
 _MIGRATION_DIRS = {"migrations", "migration", "migrate", "alembic", "db_migrations", "flyway", "liquibase"}
 _DOC_DIRS = {"docs", "doc", "documentation"}
