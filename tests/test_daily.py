@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from newsletter.analysis.facts import FACTS_VERSION
 from newsletter.errors import ValidationError
 from newsletter.models import CommitAnalysis, DailyRun, FetchedCommit, Report, Repository
 from newsletter.reports import run
@@ -66,6 +67,16 @@ def test_seed_day_first_run_with_heuristic(app, session, github):
     assert typo["analysis"]["importance"] == "low"
     repository = session.scalar(select(Repository).where(Repository.name == SEED_REPO))
     assert repository.watermark_sha == SEED_COMMITS[-1].sha
+    # Facts are computed once, at collection, and stored with the commit.
+    stored = session.scalars(select(FetchedCommit.record)).all()
+    assert all(r["facts"]["version"] == FACTS_VERSION for r in stored) and len(stored) == 15
+    # Size is judged against this repository's median commit: the seed day's is 89 changed lines, so the
+    # 473 added lines of the event plane (#5624) are high by reach, while a 14-line change is medium.
+    sizes = sorted(c.additions + c.deletions for c in SEED_COMMITS)
+    assert run.typical_lines(session, repository.id) == sizes[len(sizes) // 2] == 89
+    event_plane = next(e for e in data["entries"] if "#5624" in e["commit"]["message"])
+    assert event_plane["analysis"]["importance"] == "high"
+    assert "89" in event_plane["analysis"]["importance_reason"]
 
 
 def test_report_command_prints_markdown_and_json(app, session, github, runner):

@@ -321,10 +321,13 @@ def pending_analyses(session: Session, commits: list[FetchedCommit], languages: 
 def typical_lines(session: Session, repository_id: int) -> int | None:
     """Changed lines of the repository's typical commit: the median over its latest TYPICAL_SAMPLE stored
     non-merge commits (None with fewer than TYPICAL_MINIMUM), what "large" means for this repository."""
-    rows = session.scalars(select(FetchedCommit.record).where(FetchedCommit.repository_id == repository_id)
+    record = FetchedCommit.record
+    # Only three values of each stored record, not its patches.
+    rows = session.execute(select(record["additions"].as_integer(), record["deletions"].as_integer(), record["parents"])
+                           .where(FetchedCommit.repository_id == repository_id)
                            .order_by(FetchedCommit.committed_at.desc()).limit(TYPICAL_SAMPLE)).all()
-    sizes = sorted(int(r.get("additions") or 0) + int(r.get("deletions") or 0) for r in rows
-                   if len(r.get("parents") or ()) <= 1)
+    sizes = sorted((additions or 0) + (deletions or 0) for additions, deletions, parents in rows
+                   if len(parents or ()) <= 1)
     if len(sizes) < TYPICAL_MINIMUM:
         return None
     return max(sizes[len(sizes) // 2], 1)
