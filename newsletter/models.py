@@ -216,6 +216,9 @@ class Report(Base):
     high: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     medium: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     low: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # total counts the day's commits; merges are listed apart and never counted in it.
+    merges: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    unanalyzed: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     prompt_tokens: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
@@ -230,7 +233,7 @@ class Report(Base):
     def counts(self) -> dict[str, int]:
         """Commits in total and per group, from the count columns (no need to load the data)."""
         return {"total": self.total, "high": self.high, "medium": self.medium, "low": self.low,
-                "merge": max(self.total - self.high - self.medium - self.low, 0)}
+                "unanalyzed": self.unanalyzed, "merge": self.merges}
 
 
 class RunStatus(str, enum.Enum):

@@ -39,7 +39,8 @@ def stored_report(session, report: DailyReport) -> Report:
     row = Report(repository_id=repository.id, date=report.date, language=report.language,
                  status=ReportStatus(report.status), analyzer=report.analyzer, data=report.to_json(),
                  markdown=render_markdown(report), total=counts["total"], high=counts["high"],
-                 medium=counts["medium"], low=counts["low"], prompt_tokens=report.prompt_tokens(),
+                 medium=counts["medium"], low=counts["low"], merges=counts["merge"],
+                 unanalyzed=counts["unanalyzed"], prompt_tokens=report.prompt_tokens(),
                  completion_tokens=report.completion_tokens())
     session.add(row)
     session.commit()

@@ -152,7 +152,8 @@ def test_merge_commit_is_listed_without_analysis(client, session):
     report = seed_report("en")
     stored_report(session, dataclasses.replace(report, entries=report.entries + (Entry(merge, None),)))
     html = page(client, PAGE)
-    assert "🔀 merge 1" in html and "🔀 Merge commit: listed, not analysed." in html
+    assert "15 commits | 🔴 high 7 | 🟡 medium 4 | 🟢 low 4 · 🔀 1 merge" in html
+    assert "🔀 Merge commit: listed, not analysed." in html
     assert 'id="c-bbbbbbb" data-importance="merge"' in html
 
 

@@ -148,7 +148,7 @@ def test_thresholds_filter_each_repository_and_unpicked_repositories_never_appea
     for text in (digest.html, digest.text):
         assert UNPICKED not in text and "secret launch codes" not in text
     assert digest.counts | {"html_bytes": 0} == {
-        "high": 8, "medium": 1, "low": 1, "merge": 1, "repositories": 2, "shown": 11, "omitted": 8,
+        "high": 8, "medium": 1, "low": 1, "unanalyzed": 0, "merge": 1, "repositories": 2, "shown": 11, "omitted": 8,
         "failed": 0, "collapsed": 0, "dropped": 0, "html_bytes": 0}
 
 
@@ -190,9 +190,10 @@ def test_unknown_language_or_threshold_is_refused(change):
 def test_header_summary_and_overview_rows():
     digest = both(subscriber((SEED_REPO, "medium"), (OTHER, "high")))
     page = Page(digest.html)
-    assert "12 commits at or above your thresholds · 🔴 8 · 🟡 4 · 7 lower-importance left out" in page.text
+    # OTHER's merge is left out at "high" too, but a merge is no commit of the count: 2 left out, not 3.
+    assert "12 commits at or above your thresholds · 🔴 8 · 🟡 4 · 6 lower-importance left out" in page.text
     assert f"{SEED_REPO} · Medium and up 🔴 7 · 🟡 4 · 4 left out" in page.text
-    assert f"{OTHER} · High only 🔴 1 · 3 left out" in page.text
+    assert f"{OTHER} · High only 🔴 1 · 2 left out" in page.text
     assert page.text.index(SEED_REPO) < page.text.index(OTHER)
 
 
@@ -264,7 +265,19 @@ def test_merge_commits_show_only_at_low_threshold():
     assert "🔀 Merge commit: listed, not analysed." in Page(low.html).text
     assert "🔀 Merge commits (1)" in low.text
     medium = both(subscriber((OTHER, "medium")))
-    assert "Merge branch" not in medium.html and "2 lower-importance commits left out." in medium.text
+    # The merge is left out, but only the low commit counts as a commit left out.
+    assert "Merge branch" not in medium.html and "1 lower-importance commit left out." in medium.text
+
+
+def test_merges_are_not_counted_as_commits_in_summary_and_subject():
+    low = both(subscriber((OTHER, "low")))
+    assert "3 commits at or above your thresholds · 🔴 1 · 🟡 1 · 🟢 1 · 🔀 1 merge" in low.text
+    assert "widgets · 4 commits" not in low.subject
+    merges_only = {(OTHER, "en"): custom_report("en", OTHER, [("Merge branch 'a'", None), ("Merge branch 'b'", None)])}
+    digest = both(subscriber((OTHER, "low")), merges_only)
+    assert digest.subject.endswith("octo-org/widgets · 2 merges")
+    assert "🔀 2 merges" in digest.text and "commits at or above" not in digest.text
+    assert f"{OTHER} · Everything 🔀 2" in Page(digest.html).text
 
 
 def test_repeated_anchors_still_give_each_commit_its_own_piece():

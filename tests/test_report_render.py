@@ -3,7 +3,8 @@
 Stats line formats under test:
   en: "15 commits | 🔴 high 7 | 🟡 medium 4 | 🟢 low 4"   ("1 commit" when singular)
   zh: "本日共 15 个提交 | 🔴高 7 | 🟡中 4 | 🟢低 4"
-  with unanalyzed (merge) commits: " | 🔀 merge N" / " | 🔀合并 N" appended.
+  with commits shown without analysis: " | ⏸️ not analysed N" / " | ⏸️未分析 N" (counted in the total);
+  with merge commits, which are not counted: " · 🔀 N merges" / " · 🔀另有合并 N" appended.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from newsletter.analysis.result import CHANGE_TYPES, Analysis, Importance, Insig
 from newsletter.i18n import report_strings as report_catalog
 from newsletter.i18n import t
 from newsletter.reports.markdown import TITLE_LIMIT, render_markdown
-from newsletter.reports.model import DailyReport, Entry
+from newsletter.reports.model import DailyReport, Entry, first_sentence, short_title
 from newsletter.reports.wording import stats_line
 from newsletter.sources.commit import CommitRecord, FileChange
 from newsletter.text import commit_title, markdown_text, truncate
@@ -120,7 +121,7 @@ FIELD_KEYS = ["report.field.sha", "report.field.change_type", "report.field.impo
               "report.field.summary", "report.field.impact_scope", "report.field.insight",
               "report.field.architecture", "report.field.performance", "report.field.security", "report.field.risks",
               "report.field.recommendations"]
-MARK_TO_IMPORTANCE = {"🔴": "high", "🟡": "medium", "🟢": "low", "🔀": "merge"}
+MARK_TO_IMPORTANCE = {"🔴": "high", "🟡": "medium", "🟢": "low", "⏸": "unanalyzed", "🔀": "merge"}
 
 
 def make_commit(sha, author, local_time, message, *, parents=("p",), files=()):
@@ -220,7 +221,7 @@ def test_stats_line_singular():
 
 def test_counts_and_token_totals():
     report = seed_report("en")
-    assert report.counts() == {"total": 15, "high": 7, "medium": 4, "low": 4, "merge": 0}
+    assert report.counts() == {"total": 15, "high": 7, "medium": 4, "low": 4, "unanalyzed": 0, "merge": 0}
     assert (report.prompt_tokens(), report.completion_tokens()) == (1500, 600)
 
 
@@ -420,7 +421,7 @@ def test_hostile_message_cannot_break_table_or_inject():
     raw_html = [line for line in markdown.splitlines() if re.search(r"(?<!\\)<", line)]
     assert all(line.startswith("<a id=") or "`<kept code>`" in line for line in raw_html)
     headings = [line for line in markdown.splitlines() if line.startswith("#")]
-    assert len(headings) == 7  # title, repo, stats, commits, contents, group, commit
+    assert len(headings) == 8  # title, repo, highlights, stats, commits, contents, group, commit
 
 
 def test_hostile_analysis_text_stays_inside_its_field():
@@ -466,8 +467,9 @@ def test_merge_commit_listed_not_analysed():
                         "Merge pull request #1 from a/b", parents=("a", "b"))
     report = seed_report("en")
     report = dataclasses.replace(report, entries=(*report.entries, Entry(merge, None)))
-    assert report.counts()["merge"] == 1 and report.counts()["total"] == 16
-    assert stats_line(report.counts(), report.language) == "16 commits | 🔴 high 7 | 🟡 medium 4 | 🟢 low 4 | 🔀 merge 1"
+    # A merge is listed on its own and is no commit of the count.
+    assert report.counts()["merge"] == 1 and report.counts()["total"] == 15
+    assert stats_line(report.counts(), report.language) == "15 commits | 🔴 high 7 | 🟡 medium 4 | 🟢 low 4 · 🔀 1 merge"
     assert list(report.entries)[-1].commit is merge
     markdown = render_markdown(report)
     table = [line for line in section(markdown, "🕒") if line.startswith("| 2026")]
@@ -476,6 +478,162 @@ def test_merge_commit_listed_not_analysed():
     assert '<a id="c-1234567"></a>' in merges and "Merge commit: listed, not analysed." in merges
     assert labels(merges) == [t("report.field.sha", "en")]
     assert "(#c-1234567)" in "\n".join(section(markdown, "📋"))
+    assert ("🔀 Merge commit: listed, not analysed. It merges "
+            "[pull request #1](https://github.com/ai-dynamo/dynamo/pull/1).") in merges
+
+
+def merge_commit(sha, message, local_time="11:00:00"):
+    return make_commit(sha, "Bot", local_time, message, parents=("a", "b"))
+
+
+def test_merges_are_not_counted_as_commits(lang):
+    """Merges get their own count; "N commits" and the importance counts hold every other commit."""
+    report = seed_report(lang)
+    merges = [Entry(merge_commit(f"{i}" * 40, f"Merge branch 'b{i}'"), None) for i in range(1, 3)]
+    unanalyzed = Entry(make_commit("c" * 40, "Dev", "12:00:00", "fix: a commit left without analysis"), None)
+    report = dataclasses.replace(report, entries=(*report.entries, *merges, unanalyzed))
+    counts = report.counts()
+    assert counts == {"total": 16, "high": 7, "medium": 4, "low": 4, "unanalyzed": 1, "merge": 2}
+    assert counts["total"] == sum(counts[g] for g in ("high", "medium", "low", "unanalyzed"))
+    expected = {"en": "16 commits | 🔴 high 7 | 🟡 medium 4 | 🟢 low 4 | ⏸️ not analysed 1 · 🔀 2 merges",
+                "zh": "本日共 16 个提交 | 🔴高 7 | 🟡中 4 | 🟢低 4 | ⏸️未分析 1 · 🔀另有合并 2"}[lang]
+    assert stats_line(counts, lang) == expected
+    markdown = render_markdown(report)
+    assert f"> {expected}" in markdown
+    # Every number of the stats line is the number of entries listed under that group's heading.
+    for group in ("high", "medium", "low", "unanalyzed", "merge"):
+        heading = t(f"report.group.{group}", lang, n=counts[group])
+        assert f"### {heading}" in markdown
+        assert sum(line.startswith('<a id="') for line in section(markdown, heading)) == counts[group]
+    table = [line for line in section(markdown, "🕒") if line.startswith("| 2026")]
+    assert len(table) == counts["total"] + counts["merge"]
+    body = commit_sections(markdown)["c-ccccccc"]
+    assert t("report.unanalyzed_note", lang) in body and t("report.merge_note", lang) not in body
+
+
+def test_merge_only_day_counts_no_commits():
+    report = DailyReport(repo="r", date=DAY, language="en", entries=(Entry(merge_commit("d" * 40, "Merge"), None),))
+    assert report.counts()["total"] == 0 and report.highlights() == []
+    assert stats_line(report.counts(), "en") == "0 commits | 🔴 high 0 | 🟡 medium 0 | 🟢 low 0 · 🔀 1 merge"
+    assert "No new commits" not in render_markdown(report)
+
+
+@pytest.mark.parametrize("message, html_url, expected", [
+    ("Merge pull request #123 from a/feature", "https://github.com/ai-dynamo/dynamo/commit/" + "e" * 40,
+     "https://github.com/ai-dynamo/dynamo/pull/123"),
+    ("Merge branch 'main' into feature", "https://github.com/ai-dynamo/dynamo/commit/" + "e" * 40, None),
+    ("Merge pull request #123 from a/feature", "https://gitlab.example.com/o/n/-/commit/" + "e" * 40, None),
+    ("Revert \"Merge pull request #123 from a/feature\"", "https://github.com/o/n/commit/" + "e" * 40, None),
+])
+def test_pull_request_link_of_a_merge(message, html_url, expected):
+    entry = Entry(dataclasses.replace(merge_commit("e" * 40, message), html_url=html_url), None)
+    assert entry.pull_request_url == expected
+    markdown = render_markdown(DailyReport(repo="o/n", date=DAY, language="zh", entries=(entry,)))
+    assert ("合并了[拉取请求 #123](" in markdown) == (expected is not None)
+
+
+def test_pull_request_number_only_from_a_merge():
+    """A squash-merged commit titled "... (#5624)" or quoting the merge message is no merge: no link."""
+    entry = Entry(make_commit("f" * 40, "Dev", "12:00:00", "Merge pull request #5 from a/b"), None)
+    assert entry.pull_request is None and entry.pull_request_url is None
+
+
+# Highlights -----------------------------------------------------------------------------------
+
+def test_highlights_high_first_newest_first_at_most_three(lang):
+    highlights = seed_report(lang).highlights()
+    # The seed's three newest high commits; its medium commits do not make the cut.
+    assert [h.sha[:7] for h in highlights] == ["ebde0f6", "50f1e0e", "92ecd30"]
+    assert [h.importance for h in highlights] == ["high"] * 3
+    assert highlights[0].title == "feat: event plane apis and nats implementation (#5624)"
+    assert highlights[0].reason == TEXT[lang]["reason"]["high"]
+    assert highlights[0].anchor == "c-ebde0f6"
+
+
+def test_highlights_take_medium_after_high():
+    report = seed_report("en")
+    keep = [e for e in report.entries if e.commit.sha.startswith(("ebde0f6", "e6ad5bc", "2da403e", "67c868e"))]
+    report = dataclasses.replace(report, entries=tuple(keep))
+    assert [(h.sha[:7], h.importance) for h in report.highlights()] == [
+        ("ebde0f6", "high"), ("e6ad5bc", "medium"), ("2da403e", "medium")]
+
+
+def test_low_only_day_has_no_highlights():
+    report = seed_report("en")
+    low = dataclasses.replace(report, entries=tuple(e for e in report.entries if e.group == "low"))
+    assert low.highlights() == [] and low.to_json()["highlights"] == []
+    markdown = render_markdown(low)
+    assert t("report.section.highlights", "en") not in markdown
+
+
+def test_highlights_at_the_top_of_the_markdown(rendered, lang):
+    markdown = rendered[lang]
+    heading = f"### {t('report.section.highlights', lang)}"
+    assert markdown.index(heading) < markdown.index(f"### {t('report.section.stats', lang)}")
+    lines = [line for line in section(markdown, t("report.section.highlights", lang)) if line]
+    reason = TEXT[lang]["reason"]["high"]
+    sep = {"en": " — ", "zh": "——"}[lang]
+    assert lines[0] == f"- 🔴 [feat: event plane apis and nats implementation (\\#5624)](#c-ebde0f6){sep}{reason}"
+    assert len(lines) == 3 and all(line.startswith("- 🔴 [") for line in lines)
+    # Each links to a commit section the report has.
+    anchors = re.findall(r"\]\(#(c-[0-9a-f]+)\)", "\n".join(lines))
+    assert all(f'<a id="{anchor}"></a>' in markdown for anchor in anchors)
+
+
+def test_highlight_is_one_line_with_a_short_title_and_one_sentence():
+    long_title = "refactor: move the scheduler's queue bookkeeping into a standalone component of its own"
+    reason = "It changes `sched.run()` for every caller, e.g. the worker pool. Callers must migrate. More text."
+    commit = make_commit("a" * 40, "Dev", "12:00:00", long_title + "\n\nbody line")
+    entry = Entry(commit, make_analysis("en", "refactor", "high", "Summary.", importance_reason=reason))
+    highlight = DailyReport(repo="r", date=DAY, language="en", entries=(entry,)).highlights()[0]
+    assert highlight.title == "refactor: move the scheduler's queue bookkeeping into a…"
+    assert long_title.startswith(highlight.title[:-1]) and long_title[len(highlight.title) - 1] == " "
+    assert highlight.reason == "It changes `sched.run()` for every caller, e.g. the worker pool."
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("One sentence.", "One sentence."),
+    ("First one. Second one.", "First one."),
+    ("Bumps to 0.14.0 in `a.b`. Then more.", "Bumps to 0.14.0 in `a.b`."),
+    ("Uses `x. y` as a key! Rest.", "Uses `x. y` as a key!"),
+    ("破坏公开接口。需要下游同步修改。", "破坏公开接口。"),
+    ("no full stop at all", "no full stop at all"),
+    ("", ""),
+])
+def test_first_sentence(text, expected):
+    assert first_sentence(text) == expected
+
+
+def test_short_title_never_cuts_a_word():
+    title = "x" * 10 + " " + "y" * 70
+    assert short_title(title) == "x" * 10 + "…"  # truncate would cut inside the long word
+    assert short_title("short") == "short"
+    assert len(short_title("字" * 80)) == 60
+
+
+def test_highlights_in_json_and_round_trip(lang):
+    report = seed_report(lang)
+    data = json.loads(json.dumps(report.to_json(), ensure_ascii=False))
+    assert data["highlights"] == [
+        {"sha": h.sha, "importance": h.importance, "title": h.title, "reason": h.reason} for h in report.highlights()]
+    assert [h["sha"][:7] for h in data["highlights"]] == ["ebde0f6", "50f1e0e", "92ecd30"]
+    back = DailyReport.from_json(data)
+    assert back.highlights() == report.highlights()
+
+
+def test_old_json_without_highlights_or_new_counts_loads():
+    """Reports stored before highlights and merge counting load, and are counted the new way."""
+    merge = merge_commit("1234567890abcdef1234567890abcdef12345678", "Merge pull request #9 from a/b")
+    report = seed_report("en")
+    report = dataclasses.replace(report, entries=(*report.entries, Entry(merge, None)))
+    data = json.loads(json.dumps(report.to_json()))
+    del data["highlights"]
+    data["counts"] = {"total": 16, "high": 7, "medium": 4, "low": 4, "merge": 1}  # the old counting
+    data["stats_line"] = "16 commits | 🔴 high 7 | 🟡 medium 4 | 🟢 low 4 | 🔀 merge 1"
+    back = DailyReport.from_json(data)
+    assert back.counts()["total"] == 15 and back.counts()["merge"] == 1
+    assert [h.sha[:7] for h in back.highlights()] == ["ebde0f6", "50f1e0e", "92ecd30"]
+    assert render_markdown(back) == render_markdown(report)
 
 
 @pytest.mark.parametrize("lang, stats, empty", [
@@ -513,7 +671,7 @@ def test_invalid_report_fields_rejected():
 def test_json_round_trip_without_patches(lang):
     report = seed_report(lang)
     data = json.loads(json.dumps(DailyReport.to_json(report), ensure_ascii=False))
-    assert data["counts"] == {"total": 15, "high": 7, "medium": 4, "low": 4, "merge": 0}
+    assert data["counts"] == {"total": 15, "high": 7, "medium": 4, "low": 4, "unanalyzed": 0, "merge": 0}
     assert data["tokens"] == {"prompt": 1500, "completion": 600, "total": 2100}
     assert (data["analyzer"], data["status"], data["error"]) == ("gpt-test", "ok", None)
     first = data["entries"][0]

@@ -58,8 +58,10 @@ from .message import OutgoingMessage
 from .templates import compile_mjml, environment
 
 DEFAULT_HTML_BUDGET = 100_000  # bytes; Gmail clips HTML bodies past about 102 KB
-IMPORTANCE_COLORS = {"high": "#cf222e", "medium": "#9a6700", "low": "#1a7f37", "merge": "#8250df"}
-IMPORTANCE_TINTS = {"high": "#ffebe9", "medium": "#fff8c5", "low": "#dafbe1", "merge": "#fbefff"}
+IMPORTANCE_COLORS = {"high": "#cf222e", "medium": "#9a6700", "low": "#1a7f37", "unanalyzed": "#57606a",
+                     "merge": "#8250df"}
+IMPORTANCE_TINTS = {"high": "#ffebe9", "medium": "#fff8c5", "low": "#dafbe1", "unanalyzed": "#eaeef2",
+                    "merge": "#fbefff"}
 TITLE_CHARS = 200  # a full commit title; one-line entries are cut shorter
 LINE_TITLE_CHARS = 90
 FIELD_CHARS = 2000  # one analysis field: bounds what a runaway LLM answer can add to an email

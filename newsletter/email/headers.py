@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from ..i18n import t
-from ..reports.wording import IMPORTANCE_MARKS, MERGE_MARK
+from ..reports.wording import MARKS
 from ..subscribers.validation import display_email
 from ..text import header_value, plain, safe_url
 from .layout import Section
@@ -50,6 +50,11 @@ def personal_values(subscriber: SubscriberView) -> dict[str, str]:
     }
 
 
+def shown_commits(counts: Mapping[str, int]) -> int:
+    """Commits an email shows, merges not counted (they are listed, but are no commits of the day's count)."""
+    return counts["shown"] - counts.get("merge", 0)
+
+
 def subscriber_values(config: Mapping[str, Any], subscriber: SubscriberView, sections: list[Section],
                       counts: dict[str, int], personal: Mapping[str, str] | None = None) -> dict[str, str]:
     """The per-subscriber strings of the skeleton (header summary, footer), as plain text.
@@ -61,11 +66,15 @@ def subscriber_values(config: Mapping[str, Any], subscriber: SubscriberView, sec
     mine = own if personal is None else personal
     lang, sep = subscriber.language, t("digest.sep", subscriber.language)
     if counts["shown"]:
-        shown_key = "digest.summary.shown_one" if counts["shown"] == 1 else "digest.summary.shown"
-        parts = [t(shown_key, lang, n=counts["shown"])]
-        parts += [f"{IMPORTANCE_MARKS[g]} {counts[g]}" for g in ("high", "medium", "low") if counts[g]]
-        if counts["merge"]:
-            parts.append(f"{MERGE_MARK} {counts['merge']}")
+        # Merges are listed but are no commits of the count: they follow as their own item.
+        commits, merges = shown_commits(counts), counts.get("merge", 0)
+        parts = []
+        if commits:
+            shown_key = "digest.summary.shown_one" if commits == 1 else "digest.summary.shown"
+            parts.append(t(shown_key, lang, n=commits))
+            parts += [f"{MARKS[g]} {counts[g]}" for g in ("high", "medium", "low", "unanalyzed") if counts.get(g)]
+        if merges:
+            parts.append(t("report.stats.merge_one" if merges == 1 else "report.stats.merge", lang, n=merges))
         if counts["omitted"]:
             parts.append(t("digest.summary.omitted", lang, n=counts["omitted"]))
     else:
@@ -90,9 +99,12 @@ def subject(date: datetime.date, lang: str, sections: list[Section], counts: dic
         what = t("digest.subject.high", lang, n=counts["high"])
     elif counts["medium"]:
         what = t("digest.subject.medium", lang, n=counts["medium"])
-    elif counts["shown"]:
-        key = "digest.subject.commits_one" if counts["shown"] == 1 else "digest.subject.commits"
-        what = t(key, lang, n=counts["shown"])
+    elif shown_commits(counts):
+        key = "digest.subject.commits_one" if shown_commits(counts) == 1 else "digest.subject.commits"
+        what = t(key, lang, n=shown_commits(counts))
+    elif counts.get("merge"):
+        key = "digest.subject.merges_one" if counts["merge"] == 1 else "digest.subject.merges"
+        what = t(key, lang, n=counts["merge"])
     else:
         what = t("digest.subject.nothing", lang)
     return header_value(sep.join([f"{t('digest.subject.prefix', lang)} {date.isoformat()}", where, what]))

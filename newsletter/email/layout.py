@@ -127,7 +127,8 @@ def section_plan(repo: RepoDay, threshold: str) -> Section:
     """The pieces of one repository's section for one threshold."""
     groups = THRESHOLD_GROUPS[threshold]
     shown = {g: sum(1 for e in repo.entries if e.group == g) for g in groups}
-    omitted = repo.total - sum(shown.values())
+    # Commits left out; merges are not commits of the count, so leaving them out is not worth a mention.
+    omitted = sum(1 for e in repo.entries if e.group not in groups and e.group != "merge")
     overview = Piece("overview", ("overview", threshold), repo=repo, threshold=threshold, shown=shown,
                      omitted=omitted)
     body: list[BodyItem] = [Piece("repo", ("repo",), repo=repo)]

@@ -19,6 +19,8 @@ CATALOG: dict[str, dict[str, str]] = {
     "digest.subject.medium": {"en": "{n} medium", "zh": "{n} 个中重要度提交"},
     "digest.subject.commits": {"en": "{n} commits", "zh": "{n} 个提交"},
     "digest.subject.commits_one": {"en": "{n} commit", "zh": "{n} 个提交"},
+    "digest.subject.merges": {"en": "{n} merges", "zh": "{n} 个合并提交"},
+    "digest.subject.merges_one": {"en": "{n} merge", "zh": "{n} 个合并提交"},
     "digest.subject.nothing": {"en": "nothing notable today", "zh": "今日无重要变更"},
     # Summary line under the heading
     "digest.summary.shown": {"en": "{n} commits at or above your thresholds",

@@ -14,7 +14,12 @@ CATALOG: dict[str, dict[str, str]] = {
     "report.group.high": {"en": "🔴 High importance ({n})", "zh": "🔴 高重要度变更（{n}）"},
     "report.group.medium": {"en": "🟡 Medium importance ({n})", "zh": "🟡 中重要度变更（{n}）"},
     "report.group.low": {"en": "🟢 Low importance ({n})", "zh": "🟢 低重要度变更（{n}）"},
+    "report.group.unanalyzed": {"en": "⏸️ Not analysed ({n})", "zh": "⏸️ 未分析的提交（{n}）"},
     "report.group.merge": {"en": "🔀 Merge commits ({n})", "zh": "🔀 合并提交（{n}）"},
+    "report.label.unanalyzed": {"en": "Not analysed", "zh": "未分析"},
+    # Highlights: up to three lines at the top, "🔴 title — the first sentence of why it matters"
+    "report.section.highlights": {"en": "✨ Highlights", "zh": "✨ 今日要点"},
+    "report.highlight": {"en": "{mark} {title} — {reason}", "zh": "{mark} {title}——{reason}"},
     # Notes at the top of the report
     "report.heuristic_note": {
         "en": "ℹ️ This report was produced without an LLM: every analysis below comes from heuristics.",
@@ -35,13 +40,16 @@ CATALOG: dict[str, dict[str, str]] = {
     },
     "report.failed_unknown": {"en": "unknown error", "zh": "未知错误"},
     "report.empty": {"en": "No new commits on {date}.", "zh": "{date} 没有新的提交。"},
-    # Stats line: "15 commits | 🔴 high 7 | 🟡 medium 4 | 🟢 low 4"
+    # Stats line: "15 commits | 🔴 high 7 | 🟡 medium 4 | 🟢 low 4 · 🔀 2 merges"; merges are not counted
+    # as commits, commits without an analysis are ("| ⏸️ not analysed 1" before the merges).
     "report.stats.commits": {"en": "{n} commits", "zh": "本日共 {n} 个提交"},
     "report.stats.commits_one": {"en": "{n} commit", "zh": "本日共 {n} 个提交"},
     "report.stats.high": {"en": "🔴 high {n}", "zh": "🔴高 {n}"},
     "report.stats.medium": {"en": "🟡 medium {n}", "zh": "🟡中 {n}"},
     "report.stats.low": {"en": "🟢 low {n}", "zh": "🟢低 {n}"},
-    "report.stats.merge": {"en": "🔀 merge {n}", "zh": "🔀合并 {n}"},
+    "report.stats.unanalyzed": {"en": "⏸️ not analysed {n}", "zh": "⏸️未分析 {n}"},
+    "report.stats.merge": {"en": "🔀 {n} merges", "zh": "🔀另有合并 {n}"},
+    "report.stats.merge_one": {"en": "🔀 {n} merge", "zh": "🔀另有合并 {n}"},
     # Commit table
     "report.table.time": {"en": "Time ({tz})", "zh": "提交时间（{tz}）"},
     "report.table.author": {"en": "Author", "zh": "作者"},
@@ -95,6 +103,8 @@ CATALOG: dict[str, dict[str, str]] = {
     "report.fallback_reason.content_filter": {"en": "the model's content filter stopped the answer.",
                                               "zh": "模型的内容过滤器中止了回答。"},
     "report.merge_note": {"en": "🔀 Merge commit: listed, not analysed.", "zh": "🔀 合并提交：仅列出，不做分析。"},
+    "report.merge_pull_request": {"en": " It merges {link}.", "zh": "合并了{link}。"},
+    "report.pull_request": {"en": "pull request #{n}", "zh": "拉取请求 #{n}"},
     "report.unanalyzed_note": {"en": "⏸️ Not analysed.", "zh": "⏸️ 未做分析。"},
     "report.no_message": {"en": "(no commit message)", "zh": "（无提交信息）"},
     # Importances

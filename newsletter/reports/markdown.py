@@ -6,11 +6,13 @@ fields in the same order, so the report cannot disagree with itself.
 """
 from __future__ import annotations
 
+from ..analysis.result import Importance
 from ..i18n import t
 from ..text import markdown_list_item, markdown_rich, markdown_text, plain, truncate
-from .model import DailyReport, Entry
+from .model import DailyReport, Entry, Highlight
 from .wording import (
     IMPORTANCE_MARKS,
+    MARKS,
     change_type_label,
     fallback_note,
     no_message,
@@ -58,7 +60,7 @@ class _Renderer:
 
     def body(self) -> list[str]:
         report = self.report
-        lines = self.notes()
+        lines = self.notes() + self.highlights()
         lines += [f"### {self.t('report.section.stats')}", "",
                   f"> {stats_line(report.counts(), self.lang)}", ""]
         if not report.entries:
@@ -69,7 +71,7 @@ class _Renderer:
         for group, entries in groups:
             lines += [f"### {self.t(f'report.group.{group}', n=len(entries))}", ""]
             for entry in entries:
-                lines += self.unanalyzed(entry) if entry.analysis is None else self.analyzed(entry)
+                lines += self.analyzed(entry) if entry.analysis is not None else self.unanalyzed(entry)
         return lines
 
     def notes(self) -> list[str]:
@@ -78,6 +80,17 @@ class _Renderer:
             return []
         # Consecutive quote lines would merge into one paragraph; a lone ">" keeps them apart.
         return ["\n>\n".join(f"> {line}" for line in lines), ""]
+
+    def highlights(self) -> list[str]:
+        """The day's most important changes, one line each, linked to their sections; none, no heading."""
+        items = [self.highlight(h) for h in self.report.highlights()]
+        return [f"### {self.t('report.section.highlights')}", "", *items, ""] if items else []
+
+    def highlight(self, highlight: Highlight) -> str:
+        title = f"[{markdown_text(highlight.title or no_message(self.lang))}](#{highlight.anchor})"
+        mark, reason = MARKS[highlight.importance], markdown_rich(highlight.reason)
+        return "- " + (self.t("report.highlight", mark=mark, title=title, reason=reason) if reason
+                       else f"{mark} {title}")
 
     def table(self) -> list[str]:
         header = [self.t("report.table.time", tz=markdown_text(self.report.timezone)),
@@ -123,7 +136,8 @@ class _Renderer:
         note = fallback_note(analysis, self.lang, escape=markdown_text)
         if note:
             lines += [f"> {note}", ""]
-        importance_text = f"{IMPORTANCE_MARKS[entry.group]} {self.t(f'importance.{entry.group}')}"
+        importance = Importance(analysis.importance).value
+        importance_text = f"{IMPORTANCE_MARKS[importance]} {self.t(f'importance.{importance}')}"
         reason = markdown_rich(analysis.importance_reason)
         if reason:
             importance_text = self.t("report.importance_reason", importance=importance_text, reason=reason)
@@ -145,9 +159,13 @@ class _Renderer:
         return lines + ["---", ""]
 
     def unanalyzed(self, entry: Entry) -> list[str]:
-        return self.heading(entry) + [unanalyzed_note(entry, self.lang), "", "---", ""]
+        note = unanalyzed_note(entry, self.lang)
+        if entry.pull_request_url:
+            link = f"[{self.t('report.pull_request', n=entry.pull_request)}]({entry.pull_request_url})"
+            note += self.t("report.merge_pull_request", link=link)
+        return self.heading(entry) + [note, "", "---", ""]
 
 
 def render_markdown(report: DailyReport) -> str:
-    """The report as Markdown: title, notes, stats, commit table, contents, then every commit."""
+    """The report as Markdown: title, notes, highlights, stats, commit table, contents, then every commit."""
     return _Renderer(report).render()

@@ -3,13 +3,17 @@
 A `DailyReport` is built once, either from the commits and analyses of a run (`DailyReport(...)`)
 or from the JSON stored with it (`DailyReport.from_json`), and the Markdown report, the email, the
 web page and the Atom feed all render this one object. Derived facts are computed here once: the
-display order (high, medium, low, then merges; newest first within each), each commit's anchor
-and local time, and the counts, so no output can disagree with another.
+display order (high, medium, low, not analysed, then merges; newest first within each), each
+commit's anchor and local time, the counts and the highlights, so no output can disagree with another.
+
+Merge commits are listed on their own and are not commits of the day's count: "total" and the
+importance counts hold the other commits (an unanalyzed one still counts), "merge" the merges.
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,14 +22,27 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ..analysis.result import HEURISTIC_MODEL, Analysis, Importance
 from ..i18n import LANGUAGES
 from ..sources.commit import CommitRecord, FileChange
-from ..text import commit_title, hex_digits, plain, safe_url
+from ..text import code_spans, commit_title, hex_digits, plain, safe_url, truncate
 from .wording import stats_line
 
 JSON_SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed")
-GROUPS = ("high", "medium", "low", "merge")  # display order; "merge" holds every unanalyzed commit
+# Display order. "unanalyzed": a commit (not a merge) shown without an analysis; "merge": a merge commit.
+GROUPS = ("high", "medium", "low", "unanalyzed", "merge")
+COMMIT_GROUPS = GROUPS[:-1]  # what "N commits" counts: everything but merges
+HIGHLIGHT_GROUPS = ("high", "medium")  # a day of low commits only has no highlights
+HIGHLIGHTS = 3
+HIGHLIGHT_TITLE_CHARS = 60
+HIGHLIGHT_REASON_CHARS = 160
 SHORT_SHA = 7
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+# GitHub's merge-button message; the number is the pull request's.
+_PULL_REQUEST_MERGE = re.compile(r"^Merge pull request #(\d{1,9}) from \S")
+_GITHUB_COMMIT = re.compile(r"^(https://github\.com/[A-Za-z0-9-]+/[A-Za-z0-9._-]+)/commit/[0-9a-fA-F]+$")
+# The end of a sentence: ".", "!" or "?" before a space, or a CJK full stop, "！" or "？".
+_SENTENCE_END = re.compile(r"[.!?](?=\s)|[。！？]")
+_ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "vs.", "cf.")
 
 _FILE_FIELDS = tuple(f.name for f in dataclasses.fields(FileChange))
 
@@ -37,7 +54,7 @@ def _utc(moment: datetime.datetime) -> datetime.datetime:
 
 @dataclass(frozen=True)
 class Entry:
-    """One commit of the day and its analysis (None for merge commits: shown, not analyzed).
+    """One commit of the day and its analysis (None for a commit shown without one, as merges are).
 
     anchor and local_time are filled in by the DailyReport that holds the entry.
     """
@@ -49,8 +66,10 @@ class Entry:
 
     @property
     def group(self) -> str:
-        """high, medium or low from the analysis; merge for a commit shown without one."""
-        return "merge" if self.analysis is None else Importance(self.analysis.importance).value
+        """merge for a merge commit; otherwise high, medium or low from the analysis, or unanalyzed."""
+        if self.is_merge:
+            return "merge"
+        return "unanalyzed" if self.analysis is None else Importance(self.analysis.importance).value
 
     @property
     def title(self) -> str:
@@ -82,9 +101,58 @@ class Entry:
         return self.commit.is_merge
 
     @property
+    def pull_request(self) -> int | None:
+        """The number of the pull request a "Merge pull request #N from ..." merge brings in."""
+        match = _PULL_REQUEST_MERGE.match(self.title) if self.is_merge else None
+        return int(match.group(1)) if match else None
+
+    @property
+    def pull_request_url(self) -> str | None:
+        """That pull request's page, for a commit of a GitHub repository (known from its commit URL)."""
+        number = self.pull_request
+        repo = _GITHUB_COMMIT.match(self.url or "") if number is not None else None
+        return f"{repo.group(1)}/pull/{number}" if repo else None
+
+    @property
     def committed_at(self) -> datetime.datetime:
         """The commit time, aware, in UTC."""
         return _utc(self.commit.committed_at)
+
+
+@dataclass(frozen=True)
+class Highlight:
+    """One line at the top of a report: an important commit's short title and why it matters."""
+
+    sha: str
+    anchor: str
+    importance: str  # high or medium
+    title: str  # the commit's title, cut on a word boundary; "" for an empty message
+    reason: str  # the first sentence of the importance reason; "" when the analysis gives none
+
+    def to_json(self) -> dict[str, str]:
+        return {"sha": self.sha, "importance": self.importance, "title": self.title, "reason": self.reason}
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of text (code spans are never cut), bounded to HIGHLIGHT_REASON_CHARS."""
+    text = plain(text)
+    # Mask code spans so a "." inside one is no sentence end.
+    masked = "".join("x" * len(source) if is_code else source for is_code, _content, source in code_spans(text))
+    for match in _SENTENCE_END.finditer(masked):
+        end = match.end()
+        if not masked[:end].lower().endswith(_ABBREVIATIONS):
+            text = text[:end]
+            break
+    return truncate(text, HIGHLIGHT_REASON_CHARS)
+
+
+def short_title(title: str, limit: int = HIGHLIGHT_TITLE_CHARS) -> str:
+    """title cut to limit on a word boundary (at the last space that fits, however early)."""
+    if len(title) <= limit:
+        return title
+    space = title.rfind(" ", 0, limit)
+    # No space at all (one long token, or CJK text without spaces): truncate cuts between characters.
+    return title[:space].rstrip() + "…" if space > 0 else truncate(title, limit)
 
 
 def _group_order(entry: Entry) -> tuple[int, float, str]:
@@ -137,16 +205,30 @@ class DailyReport:
                                       local_time=e.committed_at.astimezone(zone).strftime(TIME_FORMAT))
                   for e in entries]
         object.__setattr__(self, "entries", tuple(sorted(filled, key=_group_order)))
-        counts = {"total": len(entries), "high": 0, "medium": 0, "low": 0, "merge": 0}
+        counts = dict.fromkeys(GROUPS, 0)
         for entry in self.entries:
             counts[entry.group] += 1
-        self._counts.update(counts)
+        self._counts.update(total=sum(counts[group] for group in COMMIT_GROUPS), **counts)
 
     # What the outputs read ----------------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
-        """Commits in total and per group ("merge" counts the commits shown without analysis)."""
+        """Commits per group, and in total: every commit but the merges, which "merge" counts on its own.
+
+        total == high + medium + low + unanalyzed (commits shown without an analysis).
+        """
         return dict(self._counts)
+
+    def highlights(self) -> list[Highlight]:
+        """The day's most important changes, at most three: high, then medium, newest first in each.
+
+        Only high and medium commits qualify: a day of low commits (or merges) has none, rather
+        than filler. Each is the commit's short title and the first sentence of its importance reason.
+        """
+        chosen = [e for e in self.entries if e.group in HIGHLIGHT_GROUPS and e.analysis is not None][:HIGHLIGHTS]
+        return [Highlight(sha=e.sha, anchor=e.anchor, importance=e.group, title=short_title(e.title),
+                          reason=first_sentence(e.analysis.importance_reason) if e.analysis else "")
+                for e in chosen]
 
     def groups(self) -> list[tuple[str, list[Entry]]]:
         """The non-empty groups in display order, each with its entries (newest first)."""
@@ -202,6 +284,8 @@ class DailyReport:
             "error": self.error,
             "counts": self.counts(),
             "stats_line": stats_line(self.counts(), self.language),
+            # Derived like counts: from_json computes them again from the entries.
+            "highlights": [highlight.to_json() for highlight in self.highlights()],
             "tokens": {"prompt": prompt, "completion": completion, "total": prompt + completion},
             # HTTP requests to the LLM, retries and format negotiation included (shared by every language).
             "llm_requests": sum(e.analysis.requests for e in self.entries if e.analysis is not None),

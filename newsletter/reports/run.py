@@ -403,6 +403,7 @@ def _store_report(session: Session, repository: Repository, report: DailyReport)
     row.data = storable_json(report.to_json())  # type: ignore[assignment]
     row.markdown = storable(render_markdown(report))
     row.total, row.high, row.medium, row.low = counts["total"], counts["high"], counts["medium"], counts["low"]
+    row.merges, row.unanalyzed = counts["merge"], counts["unanalyzed"]
     row.prompt_tokens = report.prompt_tokens()
     row.completion_tokens = report.completion_tokens()
     row.updated_at = utcnow()

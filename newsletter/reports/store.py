@@ -50,7 +50,8 @@ def day_index(session: Session, repository: Repository, before: datetime.date | 
         # Only the counts: the stored report data is large and not needed here.
         rows = session.scalars(
             select(Report).options(load_only(Report.date, Report.language, Report.status, Report.total,
-                                             Report.high, Report.medium, Report.low))
+                                             Report.high, Report.medium, Report.low, Report.merges,
+                                             Report.unanalyzed))
             .where(Report.repository_id == repository.id, Report.date.in_(dates)))
         for row in rows:
             by_date.setdefault(row.date, {})[row.language] = row

@@ -16,18 +16,27 @@ if TYPE_CHECKING:
     from .model import DailyReport, Entry
 
 IMPORTANCE_MARKS = {"high": "🔴", "medium": "🟡", "low": "🟢"}
+UNANALYZED_MARK = "⏸️"
 MERGE_MARK = "🔀"
-MARKS = {**IMPORTANCE_MARKS, "merge": MERGE_MARK}
+MARKS = {**IMPORTANCE_MARKS, "unanalyzed": UNANALYZED_MARK, "merge": MERGE_MARK}
 
 
 def stats_line(counts: Mapping[str, int], lang: str) -> str:
-    """One line of counts, e.g. "15 commits | 🔴 high 7 | 🟡 medium 4 | 🟢 low 4"."""
+    """One line of counts, e.g. "15 commits | 🔴 high 7 | 🟡 medium 4 | 🟢 low 4 · 🔀 2 merges".
+
+    Merges are no commits of the count: they come last, after " · ", and only when there are some;
+    so do commits without an analysis, which are counted in the total.
+    """
     total = int(counts.get("total") or 0)
     parts = [t("report.stats.commits_one" if total == 1 else "report.stats.commits", lang, n=total)]
     parts += [t(f"report.stats.{group}", lang, n=int(counts.get(group) or 0)) for group in ("high", "medium", "low")]
-    if counts.get("merge"):
-        parts.append(t("report.stats.merge", lang, n=counts["merge"]))
-    return " | ".join(parts)
+    if counts.get("unanalyzed"):
+        parts.append(t("report.stats.unanalyzed", lang, n=counts["unanalyzed"]))
+    line = " | ".join(parts)
+    merges = int(counts.get("merge") or 0)
+    if merges:
+        line += " · " + t("report.stats.merge_one" if merges == 1 else "report.stats.merge", lang, n=merges)
+    return line
 
 
 def notes(report: DailyReport, escape: Callable[[str], str] = plain) -> list[str]:
@@ -54,12 +63,14 @@ def change_type_label(analysis: Analysis, lang: str) -> str:
 
 
 def group_label(group: str, lang: str) -> str:
-    """"High", "Medium", "Low", or "Merge" for a commit shown without analysis."""
-    return t("change_type.merge" if group == "merge" else f"importance.{group}", lang)
+    """"High", "Medium", "Low", "Not analysed", or "Merge"."""
+    if group == "merge":
+        return t("change_type.merge", lang)
+    return t("report.label.unanalyzed" if group == "unanalyzed" else f"importance.{group}", lang)
 
 
 def importance_label(group: str, lang: str) -> str:
-    """"🔴 High", or "🔀 Merge" for a commit shown without analysis."""
+    """"🔴 High", "⏸️ Not analysed", or "🔀 Merge"."""
     return f"{MARKS[group]} {group_label(group, lang)}"
 
 
