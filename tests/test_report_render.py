@@ -701,3 +701,30 @@ def test_json_round_trip_with_patches_and_merge_and_failure():
     back = DailyReport.from_json(data)
     assert set(back.entries) == set(report.entries)
     assert dataclasses.replace(back, entries=report.entries) == report
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_reverts_link_what_they_revert_and_a_rebased_duplicate_is_shown_once(lang):
+    """Relations come from the facts stored with each commit: a revert names the commit it reverts (in
+    the report, or by short sha from an earlier day); the same patch seen twice is shown in full once."""
+    def commit(sha, time, message, **facts):
+        return dataclasses.replace(make_commit(sha, "Dev", time, message),
+                                   facts={"version": 2, "patch_id": facts.pop("patch_id", sha * 2), **facts})
+
+    original = commit("a" * 40, "09:00:00", "Add retries to the uploader", patch_id="p1")
+    rebased = commit("b" * 40, "11:00:00", "Add retries to the uploader", patch_id="p1")
+    revert = commit("c" * 40, "12:00:00", 'Revert "Add retries to the uploader"', reverted_sha="a" * 40)
+    older = commit("d" * 40, "13:00:00", "Revert \"Old thing\"", reverted_sha="e" * 40, reverted_title="Old thing")
+    entries = [Entry(c, make_analysis(lang, "feature", "medium", "Retries.")) for c in (original, rebased, revert, older)]
+    report = DailyReport(repo="o/r", date=DAY, language=lang, entries=tuple(entries), timezone="Asia/Shanghai")
+    relations = report.relations()
+    assert set(relations) == {"b" * 40, "c" * 40, "d" * 40}
+    assert relations["b" * 40].kind == "same_change" and relations["b" * 40].anchor == "c-aaaaaaa"
+    assert relations["c" * 40].kind == "reverts" and relations["c" * 40].anchor == "c-aaaaaaa"
+    assert relations["d" * 40].kind == "reverts" and relations["d" * 40].anchor == "" and relations["d" * 40].sha == "e" * 40
+    bodies = commit_sections(render_markdown(report))
+    same = t("report.relation.same_change", lang, target="[Add retries to the uploader](#c-aaaaaaa)")
+    assert same in bodies["c-bbbbbbb"] and t("report.field.summary", lang) not in bodies["c-bbbbbbb"]
+    assert t("report.relation.reverts", lang, target="[Add retries to the uploader](#c-aaaaaaa)") in bodies["c-ccccccc"]
+    assert t("report.relation.reverts", lang, target="`eeeeeee`") in bodies["c-ddddddd"]
+    assert t("report.field.summary", lang) in bodies["c-aaaaaaa"]  # the original keeps its full analysis

@@ -105,6 +105,10 @@ CATALOG: dict[str, dict[str, str]] = {
     "report.merge_note": {"en": "🔀 Merge commit: listed, not analysed.", "zh": "🔀 合并提交：仅列出，不做分析。"},
     "report.merge_pull_request": {"en": " It merges {link}.", "zh": "合并了{link}。"},
     "report.pull_request": {"en": "pull request #{n}", "zh": "拉取请求 #{n}"},
+    "report.relation.reverts": {"en": "↩️ Reverts {target}.", "zh": "↩️ 撤销了 {target}。"},
+    "report.relation.same_change": {
+        "en": "♻️ The same change as {target} (rebased or cherry-picked), shown there.",
+        "zh": "♻️ 与 {target} 是同一改动（变基或拣选），详见该处。"},
     "report.unanalyzed_note": {"en": "⏸️ Not analysed.", "zh": "⏸️ 未做分析。"},
     "report.no_message": {"en": "(no commit message)", "zh": "（无提交信息）"},
     # Importances

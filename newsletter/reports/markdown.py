@@ -31,6 +31,7 @@ class _Renderer:
     def __init__(self, report: DailyReport):
         self.report = report
         self.lang = report.language
+        self.relations = report.relations()
 
     def t(self, key: str, **fields: object) -> str:
         return t(key, self.lang, **fields)
@@ -129,10 +130,26 @@ class _Renderer:
         bullets = self.bullets(items)
         return [self.block_label(key), "", *bullets, ""] if bullets else []
 
+    def related(self, entry: Entry) -> str | None:
+        """"Reverts X" or "Same change as X" for an entry that has such a relation."""
+        relation = self.relations.get(entry.sha)
+        if relation is None:
+            return None
+        if relation.anchor:
+            target = f"[{markdown_text(truncate(relation.title or relation.short_sha, TITLE_LIMIT))}](#{relation.anchor})"
+        else:
+            target = f"`{relation.short_sha}`"
+        return self.t(f"report.relation.{relation.kind}", target=target)
+
     def analyzed(self, entry: Entry) -> list[str]:
         analysis = entry.analysis
         assert analysis is not None
         lines = self.heading(entry)
+        related = self.related(entry)
+        if related:
+            lines += [related, ""]
+            if self.relations[entry.sha].kind == "same_change":
+                return lines + ["---", ""]  # shown once: the analysis is the original's
         note = fallback_note(analysis, self.lang, escape=markdown_text)
         if note:
             lines += [f"> {note}", ""]

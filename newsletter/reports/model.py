@@ -133,6 +133,20 @@ class Highlight:
         return {"sha": self.sha, "importance": self.importance, "title": self.title, "reason": self.reason}
 
 
+@dataclass(frozen=True)
+class Relation:
+    """A note on one commit about another: it "reverts" it, or is the "same_change" as it."""
+
+    kind: str
+    sha: str  # the other commit's sha (a reverted commit of an earlier day may be known by its sha only)
+    anchor: str  # its anchor in this report; "" when it is not in the report
+    title: str
+
+    @property
+    def short_sha(self) -> str:
+        return self.sha[:SHORT_SHA]
+
+
 def first_sentence(text: str) -> str:
     """The first sentence of text (code spans are never cut), bounded to HIGHLIGHT_REASON_CHARS."""
     text = plain(text)
@@ -229,6 +243,38 @@ class DailyReport:
         return [Highlight(sha=e.sha, anchor=e.anchor, importance=e.group, title=short_title(e.title),
                           reason=first_sentence(e.analysis.importance_reason) if e.analysis else "")
                 for e in chosen]
+
+    def relations(self) -> dict[str, Relation]:
+        """How commits of the day relate, keyed by the sha of the commit that carries the note.
+
+        - A revert names what it reverts: an entry of the day (by sha in "This reverts commit ...",
+          else by its quoted title), or a short sha of an earlier day.
+        - A commit whose patch id equals an older entry's (the same change rebased or cherry-picked)
+          is the "same change as" that entry: it is shown once, the older one in full.
+        Read from the facts stored with each commit; entries without facts have no relations.
+        """
+        found: dict[str, Relation] = {}
+        by_age = sorted(self.entries, key=lambda e: (e.committed_at.timestamp(), e.sha))
+        first_of_patch: dict[str, Entry] = {}
+        for entry in by_age:
+            facts = entry.commit.facts or {}
+            patch = facts.get("patch_id")
+            if isinstance(patch, str) and patch and not entry.is_merge:
+                original = first_of_patch.setdefault(patch, entry)
+                if original is not entry:
+                    found[entry.sha] = Relation("same_change", original.sha, original.anchor, original.title)
+                    continue
+            reverted_sha, reverted_title = facts.get("reverted_sha"), facts.get("reverted_title")
+            if not (reverted_sha or reverted_title):
+                continue
+            target = next((e for e in self.entries if e is not entry and (
+                (isinstance(reverted_sha, str) and len(reverted_sha) >= SHORT_SHA and e.sha.startswith(reverted_sha.lower()))
+                or (not reverted_sha and reverted_title and e.title == plain(reverted_title)))), None)
+            if target is not None:
+                found[entry.sha] = Relation("reverts", target.sha, target.anchor, target.title)
+            elif isinstance(reverted_sha, str) and hex_digits(reverted_sha):
+                found[entry.sha] = Relation("reverts", hex_digits(reverted_sha), "", plain(reverted_title or ""))
+        return found
 
     def groups(self) -> list[tuple[str, list[Entry]]]:
         """The non-empty groups in display order, each with its entries (newest first)."""
