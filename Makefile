@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install install-llm run serve test test-fast browser kill llm lint
+.PHONY: install install-llm run serve demo-site test test-fast browser kill llm lint
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ run: install
 serve: install
 	$(BIN)/newsletter db upgrade
 	$(BIN)/newsletter run
+
+# The site on the database `make run` filled, so the demo emails' links (report, preferences, unsubscribe) work.
+demo-site: install
+	DATABASE_URL=sqlite:///$(CURDIR)/instance/demo.sqlite3 $(BIN)/newsletter run
 
 test: install install-llm
 	scripts/ensure-chromium

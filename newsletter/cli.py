@@ -339,8 +339,9 @@ def demo_command(repo_path: str | None, count: int, email: str, language: str) -
         html.write_text(message.get_body(("html",)).get_content(), encoding="utf-8")  # type: ignore[union-attr]
         click.echo(f"  email: {message['Subject']}")
         click.echo(f"    open {html}  (the message itself: {eml})")
-    click.echo(f"browse the reports: DATABASE_URL={result.database_url} {sys.argv[0]} run, then "
-               f"http://localhost:5000/r/{result.repo}/")
+    # The emails' links point at BASE_URL: they work on a site that serves the demo's own database.
+    click.echo(f"the emails' links work on the site serving this database: make demo-site (or DATABASE_URL="
+               f"{result.database_url} {sys.argv[0]} run), then {_config()['BASE_URL']}/r/{result.repo}/")
 
 
 COMMANDS = (db_group, subscribe_command, run_daily_command, report_command, worker_command, scheduler_command,

@@ -112,6 +112,27 @@ def test_demo_runs_days_end_to_end_offline(runner, app, tmp_path):
     assert len(htmls) == 2
     html = htmls[-1].read_text()
     assert "breaking fix" in html and "<script>alert(1)" not in html
+    # The demo's links work on the site serving the demo's database (make demo-site): the report page,
+    # and the reader's own preferences page (the link is signed with the instance's key, which both share).
+    assert "make demo-site" in result.output
+    from email import message_from_bytes
+    from email import policy as email_policy
+
+    from newsletter import create_app
+
+    message = message_from_bytes(sorted((tmp_path / "instance" / "outbox" / "demo").glob("*.eml"))[-1].read_bytes(),
+                                 policy=email_policy.default)
+    text = message.get_body(("plain",)).get_content()
+    base = app.config["BASE_URL"]
+    links = {url.split("?")[0] for url in re.findall(re.escape(base) + r"/[^\s>)\]]+", text)}
+    site = create_app({**app.config, "DATABASE_URL": f"sqlite:///{tmp_path / 'instance' / 'demo.sqlite3'}"})
+    client = site.test_client()
+    report = next(u for u in links if "/r/local/sample-project/" in u)
+    preferences = next(u for u in links if "/preferences/" in u)
+    assert client.get(report.removeprefix(base)).status_code == 200
+    page = client.get(preferences.removeprefix(base))
+    assert page.status_code == 200 and "demo@example.com" in page.get_data(as_text=True)
+    site.extensions["db"].dispose()
     # Run again: a fresh demo database, the same emails again.
     again = runner.invoke(args=["demo", "--repo-path", str(repo), "--days", "2"])
     assert again.exit_code == 0 and again.output.count("email: ") == 2
