@@ -6,6 +6,7 @@ import datetime
 import re
 import xml.etree.ElementTree as ET
 from html import unescape
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -285,7 +286,16 @@ def test_feed_is_atom_with_entries_and_self_link(client, session):
     assert first.findtext(f"{ATOM}title") == \
         "ai-dynamo/dynamo · 2026-01-24 · 1 commit | 🔴 high 1 | 🟡 medium 0 | 🟢 low 0"
     assert first.find(f"{ATOM}link").get("href") == "http://localhost/r/ai-dynamo/dynamo/2026-01-24?lang=en"
-    datetime.datetime.fromisoformat(first.findtext(f"{ATOM}updated"))
+    # Dated by the report's day, not the build time: the moment the day ended in the report's zone.
+    zone = seed_report("en").timezone
+    for entry, day in zip(entries, (24, 23, 22), strict=True):
+        end = datetime.datetime(2026, 1, day, tzinfo=ZoneInfo(zone)) + datetime.timedelta(days=1)
+        for name in ("updated", "published"):
+            assert datetime.datetime.fromisoformat(entry.findtext(f"{ATOM}{name}")) == end, (day, name)
+    assert datetime.datetime.fromisoformat(root.findtext(f"{ATOM}updated")) == \
+        datetime.datetime(2026, 1, 25, tzinfo=ZoneInfo(zone))
+    # A feed-level language even when no language is asked for (the titles' one); entries carry theirs.
+    assert root.get("{http://www.w3.org/XML/1998/namespace}lang") == "en"
     content = first.find(f"{ATOM}content")
     assert content.get("type") == "html"
     assert 'href="http://localhost/r/ai-dynamo/dynamo/2026-01-24?lang=en#c-ebde0f6"' in content.text

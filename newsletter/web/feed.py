@@ -11,6 +11,7 @@ from markupsafe import Markup
 from ..i18n import DEFAULT_LANGUAGE, LANGUAGES, t
 from ..models import Report, Repository
 from ..reports import store
+from ..reports.days import day_bounds
 from ..reports.model import DailyReport
 from ..reports.wording import stats_line
 from ..text import plain, rich_html, xml_text
@@ -76,6 +77,15 @@ def _entry_html(report: DailyReport, url: str) -> str:
     return str(Markup("").join(parts))
 
 
+def _report_moment(row: Report) -> datetime.datetime:
+    """When a report's day ended in the report's time zone: the moment its report could be published."""
+    zone = (row.data or {}).get("timezone") or current_app.config.get("DIGEST_TIMEZONE") or "UTC"
+    try:
+        return day_bounds(row.date, str(zone))[1]
+    except (KeyError, ValueError):  # an unknown zone name in an old report
+        return day_bounds(row.date, "UTC")[1]
+
+
 @bp.get("/<owner>/<name>/feed.atom")
 def feed(owner: str, name: str) -> Response:
     """The newest reports of a repository as Atom 1.0; ?lang= keeps one language, else English first."""
@@ -91,11 +101,11 @@ def feed(owner: str, name: str) -> Response:
     query_string = f"?{urlencode({'lang': lang})}" if lang else ""
     self_url = _absolute(repository, f"feed.atom{query_string}")
     feed_lang = lang or DEFAULT_LANGUAGE
-    updated = max((r.updated_at for r in reports), key=_utc, default=repository.created_at)
+    updated = max((_report_moment(r) for r in reports), default=_utc(repository.created_at))
 
-    root = ET.Element("feed", {"xmlns": ATOM_NS})
-    if lang:
-        root.set(XML_LANG, _html_lang(lang))
+    # The feed's language is the one asked for, else the default one its titles are in; every entry
+    # carries its own too.
+    root = ET.Element("feed", {"xmlns": ATOM_NS, XML_LANG: _html_lang(feed_lang)})
     _element(root, "id", self_url)
     _element(root, "title", t("archive.feed_title", feed_lang, repo=repository.name))
     _element(root, "subtitle", t("archive.feed_subtitle", feed_lang, repo=repository.name))
@@ -114,8 +124,10 @@ def feed(owner: str, name: str) -> Response:
         entry = _element(root, "entry", **{XML_LANG: _html_lang(row.language)})
         _element(entry, "id", url)
         _element(entry, "title", f"{repository.name} · {row.date.isoformat()} · {headline}")
-        _element(entry, "updated", _rfc3339(row.updated_at))
-        _element(entry, "published", _rfc3339(row.created_at))
+        # Dated by the report's day (it is published once that day is over), not by when it was built:
+        # a backfill of ten days must not make ten entries of this morning.
+        _element(entry, "updated", _rfc3339(_report_moment(row)))
+        _element(entry, "published", _rfc3339(_report_moment(row)))
         _element(entry, "link", rel="alternate", type="text/html", href=url, hreflang=_html_lang(row.language))
         _element(entry, "content", _entry_html(DailyReport.from_json(row.data), url), type="html")
     body = ET.tostring(root, encoding="utf-8", xml_declaration=True)
