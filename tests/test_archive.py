@@ -69,20 +69,33 @@ def test_page_shows_every_commit_with_stats_and_anchors(client, seeded, lang):
     assert ("🤖 Analysed by gpt-test." if lang == "en" else "🤖 分析模型：gpt-test。") in html
 
 
-def test_page_commit_table_newest_first_and_contents_agree_with_body(client, seeded):
+def test_page_puts_highlights_and_importance_first_and_the_table_after(client, seeded):
     html = page(client, PAGE)
-    table = html[html.index("archive-commits"):html.index('id="contents"')]
-    times = re.findall(r'<td class="archive-time">([^<]+)</td>', table)
-    assert times == [f"2026-01-24 {row[2]}" for row in SEED]
-    toc = html[html.index('id="contents"'):html.index("</nav>", html.index('id="contents"'))]
-    contents = dict(TOC_LINK.findall(toc))
+    summary = html[html.index('id="contents"'):html.index("</section>", html.index('id="contents"'))]
+    report = seed_report("en")
+    # The highlights link to the same cards, with the importance the body gives them.
+    highlights = [(a, imp) for imp, a in re.findall(r'<li data-importance="(\w+)">[^<]*<a href="#(c-[0-9a-f]+)"', summary)]
     body = {anchor: importance for group, anchor, importance in ANCHOR.findall(html) if group == importance}
-    assert len(contents) == len(body) == 15 and contents == body
+    assert highlights == [(h.anchor, h.importance) for h in report.highlights()] and highlights
+    assert all(body[anchor] == importance for anchor, importance in highlights)
     expected = {f"c-{row[0][:7]}": row[5] for row in SEED}
     assert body == expected
-    # Groups come high, medium, low, each newest first, like the Markdown report.
+    # Groups come high, medium, low, each newest first, like the Markdown report, before the table.
     order = [anchor for _, anchor, _ in ANCHOR.findall(html)]
     assert order == [f"c-{row[0][:7]}" for imp in ("high", "medium", "low") for row in SEED if row[5] == imp]
+    assert html.index('id="contents"') < html.index("archive-commit ") < html.index("archive-commits")
+    table = html[html.index("archive-commits"):]
+    times = re.findall(r'<td class="archive-time">([^<]+)</td>', table)
+    assert times == [f"2026-01-24 {row[2]}" for row in SEED]
+    assert 'href="/?lang=en"' in summary or "archive-subscribe" in summary
+
+
+def test_a_day_without_a_report_is_a_404_that_leads_to_the_nearest_days(client, session):
+    _days(session, 3)  # 2026-01-22 .. 2026-01-24
+    html = page(client, "/r/ai-dynamo/dynamo/2026-01-20", 404)
+    assert "/r/ai-dynamo/dynamo/2026-01-22" in html and "2026-01-24" not in html
+    late = page(client, "/r/ai-dynamo/dynamo/2026-02-01", 404)
+    assert "/r/ai-dynamo/dynamo/2026-01-24" in late
 
 
 def test_page_language_choice_and_links(client, session):
@@ -160,7 +173,6 @@ def test_merge_commit_is_listed_without_analysis(client, session):
 
 NOT_FOUND = (
     "/r/nobody/nothing/2026-01-24",     # unknown repository
-    "/r/ai-dynamo/dynamo/2026-01-25",   # unknown date
     "/r/ai-dynamo/dynamo/2026-13-45",   # impossible date
     "/r/ai-dynamo/dynamo/yesterday",
     "/r/ai-dynamo/dynamo/20260124",     # not the one spelling of a date

@@ -25,6 +25,11 @@ CATALOG: dict[str, dict[str, str]] = {
     "archive.older": {"en": "Older days →", "zh": "更早的日期 →"},
     "archive.newest": {"en": "← Newest days", "zh": "← 最新的日期"},
     "archive.feed": {"en": "Atom feed", "zh": "Atom 订阅源"},
+    "archive.no_report_title": {"en": "No report for this day", "zh": "这一天没有报告"},
+    "archive.no_report": {"en": "There is no report of {repo} for {day}. The nearest days that have one:",
+                          "zh": "{repo} 在 {day} 没有报告。最近有报告的日子："},
+    "archive.subscribe": {"en": "Get {repo} in your inbox every day", "zh": "每天把 {repo} 的提交发到你的邮箱"},
+    "archive.table_after": {"en": "Every commit by time", "zh": "按时间排列的全部提交"},
     # Atom feed
     "archive.feed_title": {"en": "Repo Daily: {repo}", "zh": "Repo Daily：{repo}"},
     "archive.feed_subtitle": {"en": "Daily analysed commits of {repo}.", "zh": "{repo} 每日提交分析。"},

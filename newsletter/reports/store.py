@@ -58,6 +58,15 @@ def day_index(session: Session, repository: Repository, before: datetime.date | 
     return dates, more, by_date
 
 
+def nearest_days(session: Session, repository: Repository, day: datetime.date) -> tuple[datetime.date | None,
+                                                                                   datetime.date | None]:
+    """The closest days before and after day that have a report of the repository."""
+    where = Report.repository_id == repository.id
+    before = session.scalar(select(func.max(Report.date)).where(where, Report.date < day))
+    after = session.scalar(select(func.min(Report.date)).where(where, Report.date > day))
+    return before, after
+
+
 def newest_reports(session: Session, repository: Repository, language: str | None, limit: int) -> list[Report]:
     """The repository's newest reports, in one language or in all (limit per language)."""
     query = select(Report).where(Report.repository_id == repository.id).order_by(Report.date.desc())

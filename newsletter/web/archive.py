@@ -18,6 +18,7 @@ from ..models import Repository
 from ..reports import store
 from ..reports.model import DailyReport, Entry
 from ..reports.wording import (
+    MARKS,
     change_type_label,
     fallback_note,
     importance_label,
@@ -134,14 +135,19 @@ def report_page(owner: str, name: str, day: str) -> ResponseReturnValue:
     if date is None:
         abort(404)
     reports = store.reports_of_day(db(), repository, date)
+    repo_owner, repo_name = path_parts(repository)
     if not reports:
-        abort(404)
+        # A day without a report: a 404 that leads on, to the nearest days that have one.
+        nearest = [(d.isoformat(), url_for("archive.report", owner=repo_owner, name=repo_name, day=d.isoformat(),
+                                           lang=g.lang))
+                   for d in store.nearest_days(db(), repository, date) if d is not None]
+        return render_template("web/no_report.html", repo=repository.name, day=date.isoformat(), nearest=nearest,
+                               index_url=url_for("archive.index", owner=repo_owner, name=repo_name, lang=g.lang)), 404
     asked = request.args.get("lang")
     lang = pick_language(asked, reports)
     report = DailyReport.from_json(reports[lang].data)
     # The page speaks the language of the report it shows, so labels and content agree.
     g.lang = lang
-    repo_owner, repo_name = path_parts(repository)
     others = [code for code in LANGUAGES if code in reports and code != lang]
     return render_template(
         "web/report.html",
@@ -155,6 +161,8 @@ def report_page(owner: str, name: str, day: str) -> ResponseReturnValue:
                 for code in others],
         index_url=url_for("archive.index", owner=repo_owner, name=repo_name, lang=lang),
         feed_url=url_for("feed.feed", owner=repo_owner, name=repo_name, lang=lang),
+        subscribe_url=url_for("web.index", lang=lang),
+        marks=MARKS,
         **report_helpers(lang),
     )
 
