@@ -59,7 +59,7 @@ def chromium_page(profile: Path) -> Iterator:
     """A page in headless Debian chromium, 375 px wide (a phone), with a fresh profile.
 
     Yields the page and a list of what the browser complains about: script errors, CSP violations and
-    failed requests (except the browser's own /favicon.ico probe; the site has no icon).
+    failed requests (except a /favicon.ico probe).
     """
     from playwright.sync_api import sync_playwright
 
@@ -156,19 +156,22 @@ def journey(page, live: LiveServer, tmp_path: Path) -> None:
     rows = repo_rows(page)
     assert len(rows) >= 2 and all(repo == "" for _, repo, _ in rows)
 
-    # Fill the form, then ask for another row: a server-side submit that keeps every input.
+    # Fill the form, then ask for another row: added in the page, no request, every input kept.
     page.fill("#email", ADDRESS)
     page.fill("#repos-0-repo", "pallets/flask")
     page.select_option("#repos-0-threshold", "high")
     page.fill("#repos-1-repo", "https://github.com/rq/rq")
     page.select_option("#repos-1-threshold", "low")
     page.select_option("#language", "en")
-    with page.expect_navigation():
-        page.click("button[name=add_row]")
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    page.click("button[name=add_row]")
+    assert posts == [], f"'Add another repository' made a request: {posts}"
     assert page.url.startswith(base + "/")
     after = repo_rows(page)
     assert len(after) == len(rows) + 1, f"'Add another repository' gave {len(after)} rows, had {len(rows)}"
     assert after[0][1:] == ("pallets/flask", "high") and after[1][1:] == ("https://github.com/rq/rq", "low")
+    assert after[-1][0] == f"repos-{len(rows)}-repo" and after[-1][1:] == ("", "medium")
     assert page.input_value("#email") == ADDRESS and page.input_value("#language") == "en"
     assert page.locator(".error").count() == 0, "asking for a row must not show validation errors"
     assert subscriber_state(live, ADDRESS) is None and outbox_messages(live) == []
@@ -268,3 +271,60 @@ def journey(page, live: LiveServer, tmp_path: Path) -> None:
     page.goto(preferences_url)
     assert "该地址已不再订阅" in page.inner_text("main")
     assert page.locator("button[name=submit]").count() == 0
+
+
+# Signup never locks anyone out ------------------------------------------------------------------
+
+def email_field_box(page, width: int, height: int) -> dict:
+    """Where the email field is on a fresh home page at width x height."""
+    page.set_viewport_size({"width": width, "height": height})
+    page.goto(page.url)
+    return page.evaluate("() => { const r = document.getElementById('email').getBoundingClientRect();"
+                         " return {top: r.top, bottom: r.bottom, height: innerHeight}; }")
+
+
+def test_realistic_signup_with_a_typo_is_never_rate_limited(config, cleaner, tmp_path):
+    """Add rows, submit with a typo, fix it, submit: two POSTs, no 429, under the default 3 per minute."""
+    require_chromium()
+    config["RATELIMIT_KEY_PREFIX"] = "browser-signup"  # its own counters, whatever ran before
+    try:
+        with live_server(config) as live, chromium_page(tmp_path / "profile") as (page, problems):
+            page.goto(f"{live.url}/")
+            # The form is above the fold on a laptop and on a phone.
+            for width, height in ((1280, 800), (390, 844)):
+                box = email_field_box(page, width, height)
+                assert box["bottom"] <= height, f"email field ends at {box['bottom']}px of {height} at {width}px"
+            posts: list[tuple[str, int]] = []
+            page.on("response", lambda r: posts.append((r.url, r.status)) if r.request.method == "POST" else None)
+
+            page.fill("#email", ADDRESS)
+            page.click("button[name=add_row]")
+            page.click("button[name=add_row]")
+            assert len(repo_rows(page)) == 5 and posts == []
+            page.fill("#repos-0-repo", "pallets/flask")
+            page.fill("#repos-3-repo", "rq/rqq")  # the typo: no such repository
+            page.select_option("#repos-3-threshold", "low")
+            page.fill("#repos-4-repo", "ai-dynamo/dynamo")
+            with page.expect_navigation():
+                page.click("button[name=submit]")
+            # Back with everything typed, the summary focused, the bad row marked and linked.
+            assert page.evaluate("document.activeElement.id") == "error-summary"
+            assert page.get_attribute("#error-summary a", "href") == "#repos-3-repo"
+            assert "There is no public GitHub repository rq/rqq" in page.inner_text("#repos-3-repo-error")
+            assert page.input_value("#email") == ADDRESS
+            assert [row[1:] for row in repo_rows(page) if row[1]] == [
+                ("pallets/flask", "medium"), ("rq/rqq", "low"), ("ai-dynamo/dynamo", "medium")]
+            page.click("#error-summary a")
+            assert page.evaluate("document.activeElement.id") == "repos-3-repo"
+            page.fill("#repos-3-repo", "rq/rq")
+            with page.expect_navigation():
+                page.click("button[name=submit]")
+            assert "/check-email" in page.url and heading(page) == "Check your inbox"
+            assert [status for _, status in posts] == [400, 302], posts
+            state = subscriber_state(live, ADDRESS)
+            assert state is not None and state["status"] is SubscriberStatus.PENDING
+            assert len(outbox_messages(live)) == 1
+        # The typo's 400 is the one failed response expected.
+        assert [p for p in problems if not p.startswith("HTTP 400 for POST")] == [], problems
+    finally:
+        cleaner()

@@ -118,9 +118,13 @@ def test_no_repository_is_an_error(client, session):
     assert response.status_code == 400 and "at least one repository" in response.get_data(as_text=True)
 
 
-def test_duplicate_repository_is_an_error(client):
-    response = post_subscribe(client, "dup@example.com", [("pallets/flask", "low"), ("Pallets/Flask", "high")])
-    assert response.status_code == 400 and "listed twice" in response.get_data(as_text=True)
+def test_duplicate_repository_is_flagged_on_its_own_row(client):
+    response = post_subscribe(client, "dup@example.com",
+                              [("pallets/flask", "low"), ("rq/rq", "low"), ("https://github.com/Pallets/Flask", "high")])
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert _row_errors(html) == {2: "pallets/flask is listed twice."}
+    assert '<a href="#repos-2-repo">pallets/flask is listed twice.</a>' in html
 
 
 def test_resubscribing_existing_address_looks_the_same_and_changes_nothing(client, session, outbox):
@@ -199,6 +203,49 @@ def test_subscribe_is_rate_limited_in_redis(config, redis_url):
     keys = redis.Redis.from_url(redis_url).keys("LIMITS:*web.index*")
     assert keys, "the limiter stored nothing in Redis"
     app.extensions["db"].dispose()
+
+
+def test_only_real_submissions_count_and_a_refused_one_keeps_the_form(config, redis_url):
+    from newsletter import create_app
+
+    app = create_app({**config, "RATELIMIT_SUBSCRIBE": "3 per minute"})
+    client = app.test_client()
+    token = csrf_token(client.get("/").get_data(as_text=True))
+    typed = {"csrf_token": token, "email": "slow@example.com", "language": "en",
+             "repos-0-repo": "pallets/flask", "repos-0-threshold": "high",
+             "repos-1-repo": "rq/rq", "repos-1-threshold": "low"}
+    # Asking for rows (the no-JavaScript path) five times costs nothing.
+    for _ in range(5):
+        assert client.post("/", data={**typed, "add_row": "1"}).status_code == 200
+    # Three submissions with a typo count...
+    for _ in range(3):
+        assert client.post("/", data={**typed, "repos-2-repo": "bad repo!", "submit": "1"}).status_code == 400
+    # ... and the fourth comes back as the form, everything kept, saying when to submit again.
+    response = client.post("/?lang=zh", data={**typed, "language": "zh", "submit": "1"})
+    assert response.status_code == 429
+    assert 0 < int(response.headers["Retry-After"]) <= 60
+    html = unescape(response.get_data(as_text=True))
+    assert 'value="slow@example.com"' in html and 'value="pallets/flask"' in html and 'value="rq/rq"' in html
+    assert re.search(r"请在 \d+ 秒后再次提交", html) and 'id="error-summary"' in html
+    assert "出了点问题" not in html  # not the error page
+    app.extensions["db"].dispose()
+
+
+def test_error_summary_links_every_bad_field(client):
+    response = post_subscribe(client, "nope", [("pallets/flask", "low"), ("bad repo!", "low")])
+    html = response.get_data(as_text=True)
+    summary = html.split('id="error-summary"', 1)[1].split("</div>", 1)[0]
+    assert re.findall(r'href="#([\w-]+)"', summary) == ["email", "repos-1-repo"]
+    assert 'tabindex="-1"' in html and 'role="alert"' in html
+    # The summary comes before the form's fields.
+    assert html.index('id="error-summary"') < html.index('name="email"')
+    assert 'id="error-summary"' not in client.get("/").get_data(as_text=True)
+
+
+def test_the_form_comes_before_the_sample(client):
+    html = client.get("/").get_data(as_text=True)
+    assert html.index('name="email"') < html.index('id="sample-title"') < html.index("feat: event plane")
+    assert html.index('name="email"') < html.index('id="what-title"')
 
 
 def test_confirmation_emails_per_address_are_capped_whatever_the_client(app, session, outbox, caplog):
@@ -463,17 +510,35 @@ def test_public_local_repositories_may_be_subscribed(hidden, config, request):
     assert post_subscribe(client, "y@example.com", [("octo/secret", "low")]).status_code == 400
 
 
-def test_github_unreachable_keeps_the_form_and_asks_to_try_again(client, session, outbox, github):
+def test_github_unreachable_accepts_the_repository_with_a_notice(client, session, outbox, github):
     github.fail(r"^/repos/pallets/flask$", status=503, times=10)
     response = post_subscribe(client, "x@example.com", [("rq/rq", "low"), ("pallets/flask", "high")])
-    assert response.status_code == 400
-    html = response.get_data(as_text=True)
-    assert _row_errors(html) == {1: "We could not check pallets/flask with GitHub right now; please try again "
-                                    "in a few minutes."}
-    assert 'value="pallets/flask"' in html and 'value="x@example.com"' in html
-    assert count_subscribers(session) == 0 and outbox.messages() == []
+    assert response.status_code == 302
+    page = unescape(client.get(response.headers["Location"]).get_data(as_text=True))
+    assert "could not check pallets/flask yet" in page and "first daily run checks it" in page
+    assert len(outbox.messages()) == 1
+    assert [tuple(r) for r in session.scalar(select(SignupRequest)).repos] == [("rq/rq", "low"), ("pallets/flask", "high")]
     github.clear_faults()  # a failure is not remembered: the next submit asks again
-    assert post_subscribe(client, "x@example.com", [("rq/rq", "low"), ("pallets/flask", "high")]).status_code == 302
+    asked = github.request_count(r"^/repos/pallets/flask$")
+    response = post_subscribe(client, "y@example.com", [("pallets/flask", "high")])
+    assert response.status_code == 302 and github.request_count(r"^/repos/pallets/flask$") == asked + 1
+    assert "could not check" not in client.get(response.headers["Location"]).get_data(as_text=True)
+
+
+def test_github_unreachable_notice_in_chinese_on_preferences(app, client, session, github):
+    _, prefs, _ = _confirmed(app, session, lang="zh")
+    github.add_repo("octo/new")
+    github.fail(r"^/repos/octo/new$", status=503, times=10)
+    html = client.get(prefs).get_data(as_text=True)
+    data = {"csrf_token": csrf_token(html), "language": "zh", "submit": "1",
+            "repos-0-repo": "pallets/flask", "repos-0-threshold": "high",
+            "repos-1-repo": "octo/new", "repos-1-threshold": "low"}
+    response = client.post(prefs, data=data)
+    assert response.status_code == 302
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "暂时无法核实 octo/new" in page and "设置已保存" in page
+    assert sorted(s.repo for s in find_subscriber(session, "p@example.com").subscriptions) == [
+        "octo/new", "pallets/flask"]
 
 
 def test_checks_are_remembered_between_submits(client, github):
@@ -485,9 +550,9 @@ def test_checks_are_remembered_between_submits(client, github):
 
 def test_a_slow_github_costs_a_form_a_bounded_time(config, github):
     github.delay(r"^/repos/rq/rq$", seconds=0.5)
-    refused = RepositoryCheck(config, budget=0.2).refusals(["rq/rq", "pallets/flask"])
-    # rq/rq was answered, late; past the budget pallets/flask is not asked and the reader asked to retry.
-    assert {repo: error.code for repo, error in refused.items()} == {"pallets/flask": "repo_unchecked"}
+    outcome = RepositoryCheck(config, budget=0.2).check(["rq/rq", "pallets/flask"])
+    # rq/rq was answered, late; past the budget pallets/flask is not asked: accepted, checked by the daily run.
+    assert outcome.refused == {} and outcome.unchecked == ["pallets/flask"]
     assert github.request_count(r"^/repos/pallets/flask$") == 0
 
 
@@ -659,3 +724,83 @@ def test_no_token_reaches_the_log(app, client, config, session, outbox, caplog):
     assert "unhandled error on GET" in logged and '"GET /preferences/' in logged
     for token in tokens:
         assert token not in logged
+
+
+# Pages (issue 10) ------------------------------------------------------------------------------
+
+def _title(html: str) -> str:
+    return unescape(re.search(r"<title>(.*?)</title>", html, re.S).group(1).strip())
+
+
+def test_every_page_has_its_own_title(app, client, session, outbox):
+    titles = {"home": _title(client.get("/").get_data(as_text=True))}
+    path = _pending(client, outbox)
+    titles["check"] = _title(client.get("/check-email").get_data(as_text=True))
+    page = client.get(path).get_data(as_text=True)
+    titles["confirm"] = _title(page)
+    titles["confirmed"] = _title(client.post(path, data={"csrf_token": csrf_token(page)}).get_data(as_text=True))
+    _, prefs, unsub = _confirmed(app, session)
+    titles["preferences"] = _title(client.get(prefs).get_data(as_text=True))
+    titles["unsubscribe"] = _title(client.get(unsub).get_data(as_text=True))
+    titles["unsubscribed"] = _title(client.post(unsub, data={"List-Unsubscribe": "One-Click"}).get_data(as_text=True))
+    titles["404"] = _title(client.get("/nope").get_data(as_text=True))
+    assert len(set(titles.values())) == len(titles), titles
+    assert all("Repo Daily" in title for title in titles.values())
+    assert titles["confirm"].startswith("Confirm your subscription")
+
+
+def test_a_used_confirmation_link_says_already_confirmed(client, session, outbox):
+    path = _pending(client, outbox)
+    page = client.get(path).get_data(as_text=True)
+    client.post(path, data={"csrf_token": csrf_token(page)})
+    again = client.get(path)
+    html = again.get_data(as_text=True)
+    assert again.status_code == 200 and "Already confirmed" in html
+    assert "Confirm subscription" not in html and "<form" not in html.split("<main>")[1]
+    assert "/preferences/" in html
+    zh = client.get(path + "?lang=zh").get_data(as_text=True)
+    assert "已经确认过了" in zh
+
+
+def test_unsubscribe_page_offers_pause_and_high_only(app, client, session):
+    _, prefs, unsub = _confirmed(app, session)
+    html = client.get(unsub).get_data(as_text=True)
+    assert 'value="One-Click"' in html and 'value="pause"' in html and 'value="high"' in html
+    assert "/preferences/" in html
+    token = csrf_token(html)
+    assert client.post(unsub + "/less", data={"choice": "high"}).status_code == 400  # no CSRF token
+    response = client.post(unsub + "/less", data={"csrf_token": token, "choice": "high"})
+    assert response.status_code == 200 and "High importance only" in response.get_data(as_text=True)
+    subscriber = find_subscriber(session, "p@example.com")
+    assert {s.threshold for s in subscriber.subscriptions} == {Threshold.HIGH}
+    assert subscriber.status is SubscriberStatus.CONFIRMED and not subscriber.paused
+    response = client.post(unsub + "/less", data={"csrf_token": token, "choice": "pause"})
+    assert response.status_code == 200 and "paused" in response.get_data(as_text=True)
+    subscriber = find_subscriber(session, "p@example.com")
+    assert subscriber.paused and subscriber.status is SubscriberStatus.CONFIRMED
+    assert client.post(unsub + "/less", data={"csrf_token": token, "choice": "delete"}).status_code == 400
+    # Once unsubscribed: the page says so, offers nothing, and links home.
+    done = client.post(unsub, data={"List-Unsubscribe": "One-Click"}).get_data(as_text=True)
+    assert 'href="/"' in done
+    html = client.get(unsub).get_data(as_text=True)
+    assert "<form" not in html.split("<main>")[1] and 'href="/"' in html
+    assert client.post(unsub + "/less", data={"csrf_token": token, "choice": "pause"}).status_code == 400
+
+
+def test_favicon_and_text_contrast(client):
+    html = client.get("/").get_data(as_text=True)
+    icon = re.search(r'<link rel="icon" href="([^"]+)"', html).group(1)
+    with client.get(icon) as response:  # a static file: closed here, not by the garbage collector
+        assert response.status_code == 200 and b"<svg" in response.data
+    with client.get("/static/style.css") as response:
+        css = response.get_data(as_text=True)
+    colours = dict(re.findall(r"--([a-z]+): (#[0-9a-f]{6})", css))
+
+    def luminance(hex_colour: str) -> float:
+        channels = [int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        r, g, b = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    for name in ("fg", "muted", "accent", "high", "medium", "low"):
+        ratio = 1.05 / (luminance(colours[name]) + 0.05)
+        assert ratio >= 4.5, f"--{name} {colours[name]} on white is {ratio:.2f}:1"

@@ -4,9 +4,11 @@ when PUBLIC_LOCAL_REPOSITORIES is set.
 A repository that does not exist, a private one and a private local one are refused with the same
 message, so the form is no oracle for what the service can read. GitHub is asked through the same
 source router and client as the daily run (GITHUB_API_URL, GITHUB_TOKEN), with a short timeout and
-few retries since a person is waiting; when it cannot answer, the form asks to try again. Answers
-are kept a few minutes per process, so a form sent again does not ask GitHub again. The operator's
-`newsletter subscribe` checks nothing.
+few retries since a person is waiting; when it cannot answer (down, rate-limited, too slow), the
+repository is accepted unchecked and the form says so: the daily run's own look-up checks it, and a
+signup never fails because GitHub had a bad minute. Answers are kept a few minutes per process, so a
+form sent again does not ask GitHub again; failures are not kept. The operator's `newsletter
+subscribe` checks nothing.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import RepositoryNotFound, SourceError, ValidationError
@@ -31,6 +34,15 @@ MAX_REMEMBERED = 4096
 GITHUB_OPTIONS: dict[str, Any] = {"timeout": 4, "max_retries": 1, "backoff": 0.5, "max_wait": 5.0}
 
 
+@dataclass
+class CheckOutcome:
+    """What a check found: the repositories to refuse (with the error to show next to each), and the
+    ones GitHub could not be asked about, which are accepted and checked by the first daily run."""
+
+    refused: dict[str, ValidationError] = field(default_factory=dict)
+    unchecked: list[str] = field(default_factory=list)
+
+
 class RepositoryCheck:
     """Decides which repositories a form may subscribe someone to; one per app (process), caching answers."""
 
@@ -45,7 +57,11 @@ class RepositoryCheck:
 
     def refusals(self, repos: Iterable[str]) -> dict[str, ValidationError]:
         """The repositories among repos the site must refuse, each with the error to show next to it."""
-        refused: dict[str, ValidationError] = {}
+        return self.check(repos).refused
+
+    def check(self, repos: Iterable[str]) -> CheckOutcome:
+        """Which of repos to refuse (missing, private, local) and which could not be checked now."""
+        outcome = CheckOutcome()
         router = SourceRouter(self._config, **GITHUB_OPTIONS)
         started = self._clock()
         try:
@@ -57,12 +73,12 @@ class RepositoryCheck:
                     if public is None:
                         public = None if self._clock() - started > self._budget else self._ask(router, repo)
                 if public is None:
-                    refused[repo] = ValidationError("repo_unchecked", repo=repo)
+                    outcome.unchecked.append(repo)
                 elif not public:
-                    refused[repo] = ValidationError("repo_not_found", repo=repo)
+                    outcome.refused[repo] = ValidationError("repo_not_found", repo=repo)
         finally:
             router.close()
-        return refused
+        return outcome
 
     def _ask(self, router: SourceRouter, repo: str) -> bool | None:
         """GitHub's answer (public or not), remembered; None when GitHub could not be asked."""

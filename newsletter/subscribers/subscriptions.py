@@ -174,6 +174,25 @@ def update_preferences(session: Session, subscriber: Subscriber, repos: list[tup
     return subscriber
 
 
+def pause(session: Session, subscriber: Subscriber) -> Subscriber:
+    """Stop the daily email but keep the subscription, to resume from preferences; idempotent."""
+    if subscriber.status in (SubscriberStatus.SUPPRESSED, SubscriberStatus.UNSUBSCRIBED):
+        raise ValidationError("preferences_unsubscribed")
+    subscriber.paused = True
+    session.flush()
+    return subscriber
+
+
+def only_high(session: Session, subscriber: Subscriber) -> Subscriber:
+    """Set every repository's threshold to high, so the email holds only the most important commits."""
+    if subscriber.status in (SubscriberStatus.SUPPRESSED, SubscriberStatus.UNSUBSCRIBED):
+        raise ValidationError("preferences_unsubscribed")
+    for subscription in subscriber.subscriptions:
+        subscription.threshold = Threshold.HIGH
+    session.flush()
+    return subscriber
+
+
 def unsubscribe(session: Session, subscriber: Subscriber) -> Subscriber:
     """Stop all email to subscriber at once; idempotent."""
     if subscriber.status in (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED):

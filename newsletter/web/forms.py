@@ -1,7 +1,7 @@
 """Site forms. WTForms carries the fields and CSRF; newsletter.validation decides what is valid."""
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection
 from typing import Any
 
 from flask import g
@@ -20,6 +20,7 @@ from wtforms import (
 from ..errors import ValidationError
 from ..i18n import t
 from ..models import Threshold
+from ..subscribers.repositories import CheckOutcome
 from ..subscribers.validation import (
     MAX_REPOS,
     check_repo_list,
@@ -58,37 +59,65 @@ class _RepoForm(FlaskForm):  # type: ignore[misc]  # flask_wtf ships no type inf
     repos = FieldList(FormField(RepoRow), min_entries=3)
     add_row = SubmitField()
 
-    def clean_repos(self, lang: str, refusals: Callable[[list[str]], Mapping[str, ValidationError]] | None = None,
+    def clean_repos(self, lang: str, check: Callable[[list[str]], CheckOutcome] | None = None,
                     known: Collection[str] = ()) -> list[tuple[str, Threshold]] | None:
         """Validate the rows, attaching messages next to each bad field; None when any is bad.
 
-        refusals: asked about the well-formed repositories not in `known`, once the list itself is
-        acceptable; answers which of them to refuse (repositories.RepositoryCheck.refusals).
+        check: asked about the well-formed repositories not in `known`, once the list itself is
+        acceptable; answers which of them to refuse and which could not be checked now
+        (repositories.RepositoryCheck.check). The unchecked ones are accepted and left in
+        `self.unchecked` for the view to mention.
         """
         ok = True
         repos: list[tuple[str, Threshold]] = []
+        seen: set[str] = set()
+        self.unchecked: list[str] = []
         for row in self.repos:
             if not (row.repo.data or "").strip():
                 continue
             try:
-                repos.append((parse_repo(row.repo.data), parse_threshold(row.threshold.data)))
+                repo, threshold = parse_repo(row.repo.data), parse_threshold(row.threshold.data)
             except ValidationError as exc:
                 row.repo.errors = [*row.repo.errors, exc.message(lang)]
                 ok = False
-        try:
-            check_repo_list(repos)
-        except ValidationError as exc:
-            self.form_errors.append(exc.message(lang))
-            ok = False
-        if ok and refusals is not None:
-            refused = refusals([repo for repo, _ in repos if repo not in known])
+                continue
+            if repo in seen:
+                # On the row that repeats it, so the reader sees which one to clear.
+                row.repo.errors = [*row.repo.errors, ValidationError("repo_duplicate", repo=repo).message(lang)]
+                ok = False
+                continue
+            seen.add(repo)
+            repos.append((repo, threshold))
+        if ok:
+            try:
+                check_repo_list(repos)
+            except ValidationError as exc:
+                self.form_errors.append(exc.message(lang))
+                ok = False
+        if ok and check is not None:
+            outcome = check([repo for repo, _ in repos if repo not in known])
+            self.unchecked = outcome.unchecked
             for row in self.repos:
                 name = _parsed(row.repo.data)
-                error = refused.get(name) if name else None
+                error = outcome.refused.get(name) if name else None
                 if error is not None:
                     row.repo.errors = [*row.repo.errors, error.message(lang)]
                     ok = False
         return repos if ok else None
+
+    def error_links(self) -> list[tuple[str, str]]:
+        """(field id, message) for every error on the form, in page order: the error summary's links."""
+        links: list[tuple[str, str]] = []
+        for name in ("email",):
+            field = getattr(self, name, None)
+            if field is not None:
+                links.extend((field.id, error) for error in field.errors)
+        for row in self.repos:
+            links.extend((row.repo.id, error) for error in row.repo.errors)
+        first_repo = self.repos[0].repo.id if len(self.repos) else "language"
+        links.extend((first_repo, error) for error in self.form_errors)
+        links.extend(("language", error) for error in self.language.errors)
+        return links
 
     def clean_language(self, lang: str) -> str | None:
         try:

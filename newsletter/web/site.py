@@ -31,19 +31,20 @@ from ..delivery.confirmations import send_confirmation
 from ..delivery.mailers import make_mailer
 from ..errors import InvalidToken
 from ..i18n import LANGUAGES, t
-from ..models import SignupRequest, SubscriberStatus
+from ..models import SignupRequest, Subscriber, SubscriberStatus
 from ..subscribers import links, subscriptions
 from ..subscribers.repositories import RepositoryCheck
 from ..subscribers.smtputf8 import Smtputf8Support
 from ..subscribers.validation import display_email
 from .extensions import csrf, limiter
 from .forms import ButtonForm, PreferencesForm, SubscribeForm, threshold_choices
+from .ratelimit import spend_submission
 from .sample import sample_commits
 
 log = logging.getLogger(__name__)
 bp = Blueprint("web", __name__, static_folder="static", static_url_path="/static")
 
-CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
 
 
@@ -51,11 +52,6 @@ def db() -> Session:
     """The request's session: the one the Database's scoped session hands this thread."""
     database: Database = current_app.extensions["db"]
     return database.session()
-
-
-def _subscribe_limit() -> str:
-    limit: str = current_app.config["RATELIMIT_SUBSCRIBE"]
-    return limit
 
 
 def _confirm_limit() -> str:
@@ -150,39 +146,53 @@ def init_error_pages(app: Flask) -> None:
 # Home and subscribe ---------------------------------------------------------------------------
 
 @bp.route("/", methods=["GET", "POST"])
-@limiter.limit(_subscribe_limit, methods=["POST"], exempt_when=_ratelimit_off)
 def index() -> ResponseReturnValue:
     form = SubscribeForm()
     lang = g.lang
     if request.method == "GET":
         form.language.data = lang
-    if request.method == "POST" and form.validate():  # validate() checks CSRF; ours follows
-        if form.add_row.data:
-            form.ensure_rows(extra=1)
-            return _render_index(form)
-        email = form.clean_email(lang, smtputf8())
-        # Every repository is new to a signup: whether the address has a list is not for the form to say.
-        repos = form.clean_repos(lang, repository_check().refusals)
-        language = form.clean_language(lang)
-        if email and repos is not None and language:
-            outcome = subscriptions.request_subscription(
-                db(), email, repos, language, smtputf8=smtputf8(),
-                confirmations_per_day=current_app.config["CONFIRM_EMAILS_PER_DAY"])
-            db().commit()
-            if outcome.request is not None:
-                _send_confirmation(outcome.request)
-            session["check_email"] = display_email(email)
-            return redirect(url_for("web.check_email", lang=lang))
+        return _render_index(form)
+    if not form.validate():  # validate() checks CSRF; ours follows
         return _render_index(form, status=400)
-    if request.method == "POST":
+    if form.add_row.data:
+        # Without JavaScript the button is a POST; it is no attempt to subscribe, so it costs none.
+        form.ensure_rows(extra=1)
+        return _render_index(form)
+    # Only a real submission counts against RATELIMIT_SUBSCRIBE; over it, the form comes back filled in.
+    wait = spend_submission()
+    if wait is not None:
+        return _render_index(form, status=429, retry_after=wait)
+    email = form.clean_email(lang, smtputf8())
+    # Every repository is new to a signup: whether the address has a list is not for the form to say.
+    repos = form.clean_repos(lang, repository_check().check)
+    language = form.clean_language(lang)
+    if not (email and repos is not None and language):
         return _render_index(form, status=400)
-    form.ensure_rows()
-    return _render_index(form)
+    outcome = subscriptions.request_subscription(
+        db(), email, repos, language, smtputf8=smtputf8(),
+        confirmations_per_day=current_app.config["CONFIRM_EMAILS_PER_DAY"])
+    db().commit()
+    if outcome.request is not None:
+        _send_confirmation(outcome.request)
+    _flash_unchecked(form.unchecked, lang)
+    session["check_email"] = display_email(email)
+    return redirect(url_for("web.check_email", lang=lang))
 
 
-def _render_index(form: SubscribeForm, status: int = 200) -> tuple[str, int]:
+def _render_index(form: SubscribeForm, status: int = 200,
+                  retry_after: int | None = None) -> ResponseReturnValue:
     form.ensure_rows()
-    return render_template("web/index.html", form=form, sample=sample_commits(g.lang)), status
+    html = render_template("web/index.html", form=form, sample=sample_commits(g.lang),
+                           errors=form.error_links(), retry_after=retry_after)
+    if retry_after is not None:
+        return html, status, {"Retry-After": str(retry_after)}
+    return html, status
+
+
+def _flash_unchecked(unchecked: list[str], lang: str) -> None:
+    """Say which repositories were accepted without a check (GitHub did not answer in time)."""
+    if unchecked:
+        flash(t("notice.repos_unchecked", lang, repos=", ".join(unchecked)), "notice")
 
 
 def _send_confirmation(signup: SignupRequest) -> None:
@@ -216,6 +226,11 @@ def confirm(token: str) -> ResponseReturnValue:
         preferences = url_for("web.preferences",
                               token=links.preferences_token(config["SECRET_KEY"], subscriber))
         return render_template("web/confirmed.html", preferences_url=preferences)
+    if signup.confirmed_at is not None:
+        # A used link says so rather than offering the button again.
+        confirmed = signup.subscriber.status is SubscriberStatus.CONFIRMED
+        return render_template("web/already_confirmed.html",
+                               preferences_url=_preferences_url(signup.subscriber) if confirmed else None)
     # A GET only shows the button: mail scanners prefetch links and must not confirm anything.
     return render_template("web/confirm.html", form=form, email=display_email(signup.subscriber.email),
                            repos=signup.repos)
@@ -244,7 +259,7 @@ def preferences(token: str) -> ResponseReturnValue:
             else:
                 # Repositories already in the list stay without a new check: one the operator granted
                 # (a private one) must survive a save.
-                repos = form.clean_repos(lang, repository_check().refusals,
+                repos = form.clean_repos(lang, repository_check().check,
                                          known={s.repo for s in subscriber.subscriptions})
                 language = form.clean_language(lang)
                 if repos is not None and language:
@@ -252,6 +267,7 @@ def preferences(token: str) -> ResponseReturnValue:
                                                      form.paused.data, form.send_empty.data)
                     db().commit()
                     flash(t("prefs.saved", language), "success")
+                    _flash_unchecked(form.unchecked, language)
                     return redirect(url_for("web.preferences", token=token))
                 status = 400
         else:
@@ -266,7 +282,7 @@ def preferences(token: str) -> ResponseReturnValue:
             form.repos.append_entry({"repo": item.repo, "threshold": item.threshold.value})
     form.ensure_rows()
     return render_template("web/preferences.html", form=form, email=display_email(subscriber.email),
-                           active=active, unsubscribe_url=unsubscribe_url), status
+                           active=active, unsubscribe_url=unsubscribe_url, errors=form.error_links()), status
 
 
 # Unsubscribe (RFC 8058) -----------------------------------------------------------------------
@@ -285,8 +301,35 @@ def unsubscribe(token: str) -> ResponseReturnValue:
         db().commit()
         log.info("subscriber %s unsubscribed", subscriber.id)
         return render_template("web/unsubscribed.html", email=display_email(subscriber.email)), 200
-    return render_template("web/unsubscribe.html", email=display_email(subscriber.email),
-                           done=subscriber.status in (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.SUPPRESSED))
+    done = subscriber.status in (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.SUPPRESSED)
+    return render_template("web/unsubscribe.html", email=display_email(subscriber.email), done=done,
+                           form=ButtonForm(), subscriber=subscriber,
+                           preferences_url=None if done else _preferences_url(subscriber))
+
+
+@bp.post("/unsubscribe/<token>/less")
+def less_email(token: str) -> ResponseReturnValue:
+    """The unsubscribe page's gentler choices: pause the email, or keep only high-importance commits."""
+    subscriber = links.subscriber_from_token(db(), current_app.config["SECRET_KEY"], links.UNSUBSCRIBE, token)
+    if request.args.get("lang") not in LANGUAGES:
+        g.lang = subscriber.language
+    form = ButtonForm()
+    choice = request.form.get("choice")
+    if not form.validate() or choice not in ("pause", "high"):
+        abort(400)
+    if subscriber.status not in (SubscriberStatus.CONFIRMED, SubscriberStatus.PENDING):
+        abort(400)
+    if choice == "pause":
+        subscriptions.pause(db(), subscriber)
+    else:
+        subscriptions.only_high(db(), subscriber)
+    db().commit()
+    return render_template("web/less_email.html", choice=choice, email=display_email(subscriber.email),
+                           preferences_url=_preferences_url(subscriber))
+
+
+def _preferences_url(subscriber: Subscriber) -> str:
+    return url_for("web.preferences", token=links.preferences_token(current_app.config["SECRET_KEY"], subscriber))
 
 
 # Health ---------------------------------------------------------------------------------------
