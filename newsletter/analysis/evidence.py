@@ -294,6 +294,15 @@ def _unshipped_rule(reading: Reading) -> Verdict | None:
     return None
 
 
+def _major_bump(reading: Reading) -> Verdict:
+    """A major version of a runtime dependency: medium, and never below it."""
+    majors = reading.runtime_majors
+    dep = majors[0]
+    return Verdict("dependencies", Importance.MEDIUM, "dependency.major",
+                   {"name": dep.name, "old": dep.old or "", "new": dep.new or "", "count": len(majors)},
+                   floor=Importance.MEDIUM)
+
+
 def _dependency_rule(reading: Reading) -> Verdict | None:
     """Rule 4 and 5: dependency, toolchain and release changes when no shipped code changes."""
     facts = reading.facts
@@ -302,12 +311,8 @@ def _dependency_rule(reading: Reading) -> Verdict | None:
         return Verdict("build" if "manifest" not in reading.roles else "dependencies", Importance.MEDIUM,
                        "toolchain", {"file": found.file, "old": found.old, "new": found.new},
                        floor=Importance.MEDIUM)
-    majors = reading.runtime_majors
-    if majors:
-        dep = majors[0]
-        return Verdict("dependencies", Importance.MEDIUM, "dependency.major",
-                       {"name": dep.name, "old": dep.old or "", "new": dep.new or "", "count": len(majors)},
-                       floor=Importance.MEDIUM)
+    if reading.runtime_majors:
+        return _major_bump(reading)
     if facts.release_version and reading.shipped_lines <= RELEASE_LINES and not facts.symbols:
         return _low("chore", "release", version=facts.release_version)
     if reading.shipped_lines > 0:
@@ -376,12 +381,8 @@ def _bot(reading: Reading) -> Verdict:
         signal = reading.security[0]
         return _high("security", f"security.{signal.direction}", kind=signal.kind, file=signal.file,
                      evidence=signal.evidence)
-    majors = reading.runtime_majors
-    if majors:
-        dep = majors[0]
-        return Verdict("dependencies", Importance.MEDIUM, "dependency.major",
-                       {"name": dep.name, "old": dep.old or "", "new": dep.new or "", "count": len(majors)},
-                       floor=Importance.MEDIUM)
+    if reading.runtime_majors:
+        return _major_bump(reading)
     if facts.dependencies:
         dep = facts.dependencies[0]
         return Verdict(kind, Importance.LOW, "bot.dependency", {"name": dep.name, "old": dep.old or "",
