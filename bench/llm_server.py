@@ -12,7 +12,7 @@ to every server before negotiation: llama.cpp refuses it, so that row is the bas
 model analyses at all.
 
     .venv/bin/python bench/llm_server.py [--modes auto,json_schema] [--languages en,zh]
-                                         [--day 2026-11-27] [--skip 8] [--commits 10] [--n-ctx 8192]
+                                         [--day 2026-11-27] [--skip 8] [--commits 10] [--n-ctx 4096]
 """
 from __future__ import annotations
 
@@ -68,7 +68,8 @@ def main() -> int:
     parser.add_argument("--day", type=date.fromisoformat, default=DAY)
     parser.add_argument("--skip", type=int, default=SKIP, help="commits of the day before the window")
     parser.add_argument("--commits", type=int, default=COMMITS, help="commits in the window")
-    parser.add_argument("--n-ctx", type=int, default=None, help="server context (default: the model's trained one)")
+    parser.add_argument("--n-ctx", type=int, default=4096,
+                        help="server context, as the llm test runs it (the model was trained with 8,192)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as logs:
