@@ -19,9 +19,10 @@ from newsletter.email.digest import (
     mjml_document,
     subscriptions_of,
     text_document,
+    text_values,
 )
-from newsletter.email.headers import SubscriberView, subscriber_values
-from newsletter.email.layout import Fit, layout, repo_day, section_plan, totals
+from newsletter.email.headers import SubscriberView, personal_values, subscriber_values
+from newsletter.email.layout import Fit, failed_last, layout, repo_day, section_plan, totals
 from newsletter.email.templates import compile_mjml
 
 
@@ -29,8 +30,8 @@ def render_naive(config: Mapping[str, Any], date: datetime.date, reports: Report
                  subscriber: SubscriberView, private: frozenset[str] = frozenset()) -> RenderedDigest | None:
     """One subscriber's email from scratch: Jinja for the whole email, then MRML (more compiles if over budget)."""
     lang = subscriber.language
-    sections = [section_plan(repo_day(config, date, repo, lang, reports.get((repo, lang)), repo in private), threshold)
-                for repo, threshold in subscriptions_of(subscriber)]
+    sections = failed_last([section_plan(repo_day(config, date, repo, lang, reports.get((repo, lang)), repo in private), threshold)
+                for repo, threshold in subscriptions_of(subscriber)])
     if not sections or not (any(s.shown_total for s in sections) or subscriber.send_empty):
         return None
     counts = totals(sections)
@@ -50,7 +51,8 @@ def render_naive(config: Mapping[str, Any], date: datetime.date, reports: Report
             fit = Fit(full=0, keep=_largest(0, sum(len(s.body) for s in sections),
                                             lambda n: html_size(html_for(Fit(full=0, keep=n))) <= budget))
         html = html_for(fit)
-    text = text_document(date, lang, layout(sections, fit), values)
+    email = personal_values(subscriber)["email"]
+    text = text_document(date, lang, layout(sections, fit), text_values(values, email, email))
     return finish(config, date, subscriber, sections, counts, html, text, fit, html_size(html))
 
 

@@ -151,8 +151,21 @@ def test_failed_report_says_so(client, session):
                               error="GitHub said <403> rate limited"))
     html = page(client, PAGE)
     assert "This day&#39;s report failed" in html
-    assert "❌ Fetching commits failed for this day: GitHub said &lt;403&gt; rate limited" in html
+    # The kind of failure in the reader's words, never the exception text.
+    assert "❌ This day&#39;s commits could not be fetched: the code host asked us to slow down. We will try again." \
+        in html
+    assert "GitHub said" not in html and "403" not in html
     assert "0 commits" not in html
+
+
+def test_failed_report_in_chinese_never_shows_the_error(client, session):
+    stored_report(session, DailyReport(repo=SEED_REPO, date=SEED_DATE, language="zh", entries=(), status="failed",
+                                       error="RepositoryNotFound: secret-token-xyz", error_kind="not_found"))
+    html = page(client, PAGE.split("?")[0] + "?lang=zh")
+    assert "找不到该仓库（可能已改名、删除或设为私有）。我们会再次尝试。" in html
+    assert "secret-token-xyz" not in html and "RepositoryNotFound" not in html
+    content = _feed(client, "/r/ai-dynamo/dynamo/feed.atom?lang=zh").find(f"{ATOM}entry/{ATOM}content").text
+    assert "找不到该仓库" in content and "secret-token-xyz" not in content
 
 
 def test_empty_day(client, session):
@@ -337,7 +350,8 @@ def test_feed_of_failed_day(client, session):
                               error="boom"))
     entry = _feed(client, "/r/ai-dynamo/dynamo/feed.atom").find(f"{ATOM}entry")
     assert entry.findtext(f"{ATOM}title") == "ai-dynamo/dynamo · 2026-01-24 · ❌ fetching failed"
-    assert "boom" in entry.find(f"{ATOM}content").text
+    content = entry.find(f"{ATOM}content").text
+    assert "the code host answered with an error. We will try again." in content and "boom" not in content
 
 
 # The daily run's own reports ------------------------------------------------------------------
@@ -358,3 +372,10 @@ def test_page_of_a_daily_run(config, github, session, app):
     assert '<td class="archive-time">2026-01-24 00:26:01</td>' in html  # #5531, 2026-01-23T16:26:01Z
     assert '<td class="archive-time">2026-01-24 10:47:00</td>' in html  # #5624, 2026-01-24T02:47:00Z
 
+
+
+def test_report_page_announces_its_feed(client, seeded):
+    html = page(client, PAGE)
+    head = html[:html.index("</head>")]
+    assert re.search(r'<link rel="alternate" type="application/atom\+xml" href="/r/ai-dynamo/dynamo/feed\.atom\?lang=en"',
+                     head), head

@@ -188,7 +188,8 @@ def test_sendgrid_batches_identical_content_with_per_recipient_links(app, sessio
         assert personalization["custom_args"]["delivery_id"].isdigit()
         # What SendGrid does with the substitutions gives the reader their own email.
         filled = _as_sendgrid_fills(batch["content"][1]["value"], personalization)
-        assert f"/unsubscribe/{links.unsubscribe_token(app.config['SECRET_KEY'], reader)}" in filled
+        # The token's payload, not the whole token: its timestamp is the second it was signed.
+        assert f"/unsubscribe/{own}." in filled
         assert reader.email in _as_sendgrid_fills(batch["content"][0]["value"], personalization)
 
 
@@ -438,8 +439,9 @@ def test_killed_worker_neither_loses_nor_repeats(app, session, redis_url):
     assert max(counts.values()) == 1, "an email was sent twice"
     statuses = _statuses(session)
     assert statuses["sent"] + statuses["failed"] == total and statuses["failed"] == in_flight
-    # Every subscriber got their email, except possibly the one that was in flight at the kill.
-    assert len(counts) == statuses["sent"] >= total - in_flight
+    # Every subscriber got their email, except possibly the one that was in flight at the kill (which
+    # the sink may or may not have received before the worker died: it is marked failed either way).
+    assert statuses["sent"] <= len(counts) <= statuses["sent"] + in_flight and statuses["sent"] >= total - in_flight
     interrupted = session.scalars(select(Delivery).where(Delivery.status == DeliveryStatus.FAILED)).all()
     assert all("interrupted" in d.error for d in interrupted)
     assert took < RESTART_BOUND

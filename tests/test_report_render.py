@@ -646,15 +646,22 @@ def test_empty_day(lang, stats, empty):
     assert "<a id=" not in markdown and "|---" not in markdown
 
 
-def test_failed_repo_says_so_with_escaped_error():
+def test_failed_repo_says_so_without_the_error_text():
     report = DailyReport(repo="ai-dynamo/dynamo", date=DAY, language="en", entries=(), status="failed",
-                        error="GitHub said 502 <html>Bad | gateway</html>\nretry later")
-    markdown = render_markdown(report)
-    expected = "GitHub said 502 \\<html\\>Bad \\| gateway\\</html\\> retry later"
-    assert f"> ❌ Fetching commits failed for this day: {expected}" in markdown
+                         error="GitHub said 502 <html>Bad | gateway</html>\nretry later")
+    markdown = render_markdown(report)  # no error_kind (an old report): read from the error text
+    assert "> ❌ This day's commits could not be fetched: the code host could not be reached. We will try again." \
+        in markdown
     assert "No new commits" not in markdown and "0 commits" not in markdown
-    zh = render_markdown(dataclasses.replace(report, language="zh", error=None))
-    assert "❌ 本日提交获取失败：未知错误" in zh
+    for fragment in ("GitHub said", "502", "html", "gateway", "retry later"):
+        assert fragment not in markdown
+    zh = render_markdown(dataclasses.replace(report, language="zh", error_kind="not_found"))
+    assert "❌ 本日提交未能获取：找不到该仓库（可能已改名、删除或设为私有）。我们会再次尝试。" in zh
+    assert "GitHub said" not in zh and "gateway" not in zh
+    unknown = render_markdown(dataclasses.replace(report, language="zh", error=None, error_kind=None))
+    assert "代码托管服务返回了错误。我们会再次尝试。" in unknown
+    assert DailyReport.from_json(dataclasses.replace(report, error_kind="rate_limited").to_json()).error_kind == \
+        "rate_limited"
 
 
 def test_invalid_report_fields_rejected():

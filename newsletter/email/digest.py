@@ -19,6 +19,7 @@ import datetime
 import re
 import secrets
 import time
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -29,7 +30,7 @@ from markupsafe import Markup, escape
 
 from ..analysis.result import Analysis
 from ..i18n import LANGUAGES, t
-from ..reports.model import DailyReport, Entry
+from ..reports.model import DailyReport, Entry, first_sentence
 from ..reports.wording import (
     MARKS,
     change_type_label,
@@ -43,12 +44,14 @@ from ..text import plain, rich_html, truncate
 from .headers import SubscriberView, list_headers, personal_values, subject, subscriber_values
 from .layout import (
     COLLAPSED_NOTE,
+    HIGHLIGHTS_HEADING,
     TRUNCATED_NOTE,
     Fit,
     Piece,
     Section,
     all_pieces,
     fit_counts,
+    head_pieces,
     repo_day,
     section_plan,
     threshold_value,
@@ -73,11 +76,15 @@ MARKS_PATTERN = re.compile(r"<!--d:(?:piece|end)-->")
 _TEXT_SLOT = "\x00slot\x00"
 # Per-subscriber values are compiled into the skeleton as these tokens and substituted afterwards.
 _TOKEN = re.compile(r"@@(\w+)@@")
-_VALUE_NAMES = ("summary", "why", "preferences_url", "unsubscribe_url")
+_VALUE_NAMES = ("summary", "preheader", "why", "preferences_url", "unsubscribe_url")
 _TOKENS = {name: f"@@{name}@@" for name in _VALUE_NAMES}
 _CODE_STYLE = "font-family:Menlo,Consolas,monospace;font-size:90%;background:#eff1f3;border-radius:4px;padding:0 4px;"
 # No web fonts: those would make every open a request to a third party.
 FONT = "-apple-system,Segoe UI,Helvetica,Arial,PingFang SC,Microsoft YaHei,sans-serif"
+# After the preheader, so a client's preview stops there instead of running into the body.
+PREHEADER_PADDING = Markup("&#847;&zwnj;&nbsp;" * 60)
+BRIEF_CHARS = 140  # a medium commit's one line of summary
+TEXT_COLUMNS = 78  # the plain-text part is wrapped here; a URL too long for a line keeps a line of its own
 
 Reports = Mapping[tuple[str, str], DailyReport]
 
@@ -154,6 +161,72 @@ def title(entry: Entry, lang: str, limit: int = TITLE_CHARS) -> str:
     return truncate(plain(entry.title), limit) or no_message(lang)
 
 
+def brief(entry: Entry) -> str:
+    """A medium commit's one line of summary: the summary's first sentence, bounded."""
+    summary = entry.analysis.summary if entry.analysis is not None else ""
+    return truncate(first_sentence(summary), BRIEF_CHARS) if plain(summary) else ""
+
+
+# Plain text wrapped at TEXT_COLUMNS -----------------------------------------------------------------
+
+_UNBREAKABLE = re.compile(r"://|@|^-rd-")  # URLs, addresses and placeholders are never split
+_PIECES = re.compile(r"[\u2e80-\u9fff\u3000-\u303f\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]|[^\s\u2e80-\u9fff"
+                     r"\u3000-\u303f\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]+")
+_BULLET = re.compile(r"^(?:[-*▸] |\d+\. )")
+
+
+def width(text: str) -> int:
+    """Terminal columns of text: wide (CJK, emoji) characters take two, combining ones none."""
+    return sum(0 if unicodedata.combining(c) or c in "\u200d\ufe0f" else
+               2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _wrap_line(line: str) -> list[str]:
+    if width(line) <= TEXT_COLUMNS:
+        return [line]
+    body = line.lstrip(" ")
+    indent = line[:len(line) - len(body)]
+    bullet = _BULLET.match(body)
+    hanging = indent + " " * (len(bullet.group()) if bullet else 0)
+    out, current, filled = [], indent, False
+    for word in body.split(" "):
+        if not word:
+            continue
+        parts = [word] if _UNBREAKABLE.search(word) else _PIECES.findall(word)
+        for index, part in enumerate(parts):
+            space = " " if index == 0 and filled else ""
+            if filled and width(current) + len(space) + width(part) > TEXT_COLUMNS:
+                out.append(current)
+                current, filled, space = hanging, False, ""
+            while not filled and width(current) + width(part) > TEXT_COLUMNS and not _UNBREAKABLE.search(part) \
+                    and len(part) > 1:
+                # A word longer than a line is cut (a URL or an address keeps its own line instead).
+                cut = len(part)
+                while cut > 1 and width(current) + width(part[:cut]) > TEXT_COLUMNS:
+                    cut -= 1
+                out.append(current + part[:cut])
+                current, part = hanging, part[cut:]
+            current += space + part
+            filled = True
+    out.append(current)
+    return [o.rstrip() for o in out]
+
+
+def wrap_text(text: str) -> str:
+    """text with every line longer than TEXT_COLUMNS wrapped (continuations indented under their line)."""
+    return "\n".join(wrapped for line in text.split("\n") for wrapped in _wrap_line(line))
+
+
+def text_values(values: Mapping[str, str], email: str, shown_email: str) -> dict[str, str]:
+    """The plain-text values of the skeleton: the summary and the footer wrapped as the real address reads.
+
+    shown_email is what `values` holds for the address (a placeholder in shared content): the lines
+    break where they would with the subscriber's own address, so filling a placeholder gives the same text.
+    """
+    why = wrap_text(values["why"].replace(shown_email, email)).replace(email, shown_email)
+    return {**values, "summary": wrap_text(values["summary"]), "why": why}
+
+
 def overview_line(piece: Piece, lang: str) -> str:
     """A repository's row in the overview: its shown counts, or why it shows nothing."""
     repo = piece.repo
@@ -204,7 +277,8 @@ def template_environment() -> Environment:
                        importance_label=importance_label, group_label=group_label,
                        change_type_label=change_type_label,
                        fallback_note=fallback_note, unanalyzed_note=unanalyzed_note, bullets=bullets,
-                       items=items, title=title, line_title_chars=LINE_TITLE_CHARS)
+                       items=items, title=title, line_title_chars=LINE_TITLE_CHARS, brief=brief,
+                       preheader_padding=PREHEADER_PADDING)
     return env
 
 
@@ -217,8 +291,8 @@ def mjml_document(date: datetime.date, lang: str, pieces: list[Piece], values: M
 def text_document(date: datetime.date, lang: str, pieces: list[Piece], values: Mapping[str, str],
                   slot: str = "") -> str:
     """The plain-text part of an email holding pieces."""
-    return template_environment().get_template("digest_email.txt").render(
-        lang=lang, date=date.isoformat(), pieces=pieces, slot=slot, **values)
+    return wrap_text(template_environment().get_template("digest_email.txt").render(
+        lang=lang, date=date.isoformat(), pieces=pieces, slot=slot, **values))
 
 
 def html_size(html: str) -> int:
@@ -344,7 +418,7 @@ class DigestRenderer:
             # A piece needed head CSS the skeleton lacks (e.g. a new column width): assembly would be wrong.
             raise RuntimeError("digest piece document does not match the skeleton; keep pieces to one full-width column")
         texts = template_environment().get_template("digest_parts.txt").module
-        return {piece.key: _Fragment(fragment, str(texts.piece(piece, lang)), html_size(fragment))  # type: ignore[attr-defined]
+        return {piece.key: _Fragment(fragment, wrap_text(str(texts.piece(piece, lang))), html_size(fragment))  # type: ignore[attr-defined]
                 for piece, fragment in zip(pieces, fragments, strict=True)}
 
     def _repo_pieces(self, repo: str, lang: str) -> dict[tuple[str, ...], _Fragment]:
@@ -373,7 +447,8 @@ class DigestRenderer:
 
     def _notes(self, lang: str) -> dict[tuple[str, ...], _Fragment]:
         if lang not in self._note_fragments:
-            self._note_fragments[lang] = self._compile_pieces(lang, [COLLAPSED_NOTE, TRUNCATED_NOTE])
+            self._note_fragments[lang] = self._compile_pieces(lang, [COLLAPSED_NOTE, TRUNCATED_NOTE,
+                                                                      HIGHLIGHTS_HEADING])
         return self._note_fragments[lang]
 
     # Assembly, per subscriber -----------------------------------------------------------------
@@ -386,6 +461,7 @@ class DigestRenderer:
         """
         lang = subscriber.language
         compiled = [self._section(repo, threshold, lang) for repo, threshold in subscriptions_of(subscriber)]
+        compiled.sort(key=lambda c: c.plan.repo.status == "failed")  # as layout.failed_last orders sections
         sections = [c.plan for c in compiled]
         notable = any(s.shown_total for s in sections)
         if not sections or not (notable or subscriber.send_empty):
@@ -395,11 +471,15 @@ class DigestRenderer:
         values = subscriber_values(self.config, subscriber, sections, counts)
         escaped = {name: str(escape(value)) for name, value in values.items()}
         head, tail = skeleton.html_head.fill(escaped), skeleton.html_tail.fill(escaped)
+        own_email = personal_values(subscriber)["email"]
+        texts = text_values(values, own_email, own_email)
+        fragments = self._head_fragments(lang, sections)
         # The size budget counts the subscriber's own values, shared or not: the same email either way.
-        fit, size = Fit(), html_size(head) + html_size(tail) + sum(c.overview.size for c in compiled)
+        fit, size = Fit(), html_size(head) + html_size(tail) + sum(f.size for f in fragments)
         substitutions: dict[str, str] = {}
         if shared:
             values = subscriber_values(self.config, subscriber, sections, counts, personal=TEXT_PLACEHOLDERS)
+            texts = text_values(values, own_email, TEXT_PLACEHOLDERS["email"])
             html_values = subscriber_values(self.config, subscriber, sections, counts, personal=HTML_PLACEHOLDERS)
             escaped = {name: str(escape(value)) for name, value in html_values.items()}
             head, tail = skeleton.html_head.fill(escaped), skeleton.html_tail.fill(escaped)
@@ -408,9 +488,9 @@ class DigestRenderer:
             for name, value in personal_values(subscriber).items():
                 substitutions[TEXT_PLACEHOLDERS[name]] = value
                 substitutions[HTML_PLACEHOLDERS[name]] = str(escape(value))
-        html_parts, text_parts = [head], [skeleton.text_head.fill(values)]
-        html_parts += [c.overview.html for c in compiled]
-        text_parts += [c.overview.text for c in compiled]
+        html_parts, text_parts = [head], [skeleton.text_head.fill(texts)]
+        html_parts += [f.html for f in fragments]
+        text_parts += [f.text for f in fragments]
         if notable:
             body = sum(c.body.size for c in compiled)
             if size + body <= self.budget:
@@ -420,9 +500,15 @@ class DigestRenderer:
             else:
                 fit, size = self._shrink(lang, compiled, size, html_parts, text_parts)
         html_parts.append(tail)
-        text_parts.append(skeleton.text_tail.fill(values))
+        text_parts.append(skeleton.text_tail.fill(texts))
         return finish(self.config, self.date, subscriber, sections, counts, "".join(html_parts),
                       "".join(text_parts), fit, size, substitutions)
+
+    def _head_fragments(self, lang: str, sections: list[Section]) -> list[_Fragment]:
+        """The compiled highlights and overview rows, as layout.head_pieces orders them."""
+        notes = self._notes(lang)
+        return [notes[p.key] if p.repo is None else self._repo_pieces(p.repo.repo, lang)[p.key]
+                for p in head_pieces(sections)]
 
     def missing(self, subscriber: SubscriberView) -> list[str]:
         """The subscriber's repositories without a report for the day in their language."""

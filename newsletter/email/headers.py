@@ -12,7 +12,7 @@ from ..i18n import t
 from ..reports.wording import MARKS
 from ..subscribers.validation import display_email
 from ..text import header_value, plain, safe_url
-from .layout import Section
+from .layout import Section, top_highlights
 
 
 @dataclass(frozen=True)
@@ -84,10 +84,26 @@ def subscriber_values(config: Mapping[str, Any], subscriber: SubscriberView, sec
     repos = t("digest.list_sep", lang).join(s.repo.repo for s in sections)
     return {
         "summary": sep.join(parts),
+        "preheader": preheader(lang, sections, counts, sep.join(parts)),
         "why": t("digest.footer.why", lang, email=mine["email"], repos=repos, site=site_host(config["BASE_URL"])),
         "preferences_url": mine["preferences_url"],
         "unsubscribe_url": mine["unsubscribe_url"],
     }
+
+
+def preheader(lang: str, sections: list[Section], counts: Mapping[str, int], summary: str) -> str:
+    """The inbox preview: the top highlight (else the summary line), and how many repositories failed."""
+    top = top_highlights(sections)
+    highlight = top[0].highlight if top else None
+    if highlight is None:
+        return summary
+    more = len(top) - 1
+    parts = [f"{MARKS[highlight.importance]} {highlight.title or t('report.no_message', lang)}"]
+    if more:
+        parts.append(t("digest.preheader.more", lang, n=more))
+    if counts["failed"]:
+        parts.append(t("digest.summary.failed", lang, n=counts["failed"]))
+    return t("digest.sep", lang).join(parts)
 
 
 def subject(date: datetime.date, lang: str, sections: list[Section], counts: dict[str, int]) -> str:
@@ -107,7 +123,10 @@ def subject(date: datetime.date, lang: str, sections: list[Section], counts: dic
         what = t(key, lang, n=counts["merge"])
     else:
         what = t("digest.subject.nothing", lang)
-    return header_value(sep.join([f"{t('digest.subject.prefix', lang)} {date.isoformat()}", where, what]))
+    parts = [f"{t('digest.subject.prefix', lang)} {date.isoformat()}", where, what]
+    if counts["failed"]:
+        parts.append(t("digest.subject.failed", lang, n=counts["failed"]))
+    return header_value(sep.join(parts))
 
 
 # Written raw, never RFC 2047-encoded (mail providers ignore an encoded List-Unsubscribe), so they

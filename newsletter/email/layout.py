@@ -1,8 +1,10 @@
 """Which pieces a digest holds: per repository a section at the subscriber's threshold, shrunk to a budget.
 
 A piece is one fragment of the email rendered by one template macro. A repository's section is
-its overview row and its body (heading, groups, commits, what was left out); a commit appears
-in full or as one line, so an email over its size budget can collapse later commits.
+its highlights, its overview row and its body (heading, groups, commits, what was left out). The
+body has a hierarchy: a high commit is a full card, a medium one its title, one line of summary
+and a link, a low one (or a merge, or one without an analysis) a compact line; a card or a
+medium entry collapses to one line when an email is over its size budget.
 """
 from __future__ import annotations
 
@@ -13,12 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from ..reports.model import GROUPS, DailyReport, Entry
-from ..reports.wording import stats_line
+from ..reports.model import GROUPS, DailyReport, Entry, Highlight
+from ..reports.wording import failure_text, stats_line
 from ..text import plain
 
 THRESHOLD_GROUPS: dict[str, tuple[str, ...]] = {"high": ("high",), "medium": ("high", "medium"), "low": GROUPS}
-ERROR_CHARS = 300
+# The piece a commit of each group gets in full; groups not named here are one line each.
+FULL_KINDS = {"high": "commit", "medium": "brief"}
+TOP_HIGHLIGHTS = 5  # lines at the top of an email, over all its repositories
 
 
 def report_url(config: Mapping[str, Any], repo: str, date: datetime.date, lang: str) -> str:
@@ -62,9 +66,9 @@ class RepoDay:
         return stats_line(self.report.counts(), self.lang) if self.report is not None else ""
 
     @property
-    def error(self) -> str:
-        """The fetch error, cleaned and bounded ("" when there is none)."""
-        return plain(self.report.error, ERROR_CHARS) if self.report is not None else ""
+    def failure(self) -> str:
+        """What the reader is told about a failed fetch ("" when it did not fail); never the error text."""
+        return failure_text(self.report) if self.report is not None and self.report.failed else ""
 
     @property
     def timezone(self) -> str:
@@ -85,10 +89,11 @@ def repo_day(config: Mapping[str, Any], date: datetime.date, repo: str, lang: st
 class Piece:
     """One fragment of an email, rendered by one macro: body-level MJML sections or mj-raw rows."""
 
-    kind: str  # overview, repo, group, commit, line, rest, note
+    kind: str  # highlight, overview, repo, group, commit, brief, line, rest, note
     key: tuple[str, ...]
     repo: RepoDay | None = None
     entry: Entry | None = None
+    highlight: Highlight | None = None
     threshold: str = ""
     group: str = ""
     shown: dict[str, int] = field(default_factory=dict)
@@ -109,6 +114,7 @@ class Section:
     body: tuple[BodyItem, ...]
     shown: dict[str, int]
     omitted: int
+    highlights: tuple[Piece, ...] = ()
 
     @property
     def shown_total(self) -> int:
@@ -137,12 +143,26 @@ def section_plan(repo: RepoDay, threshold: str) -> Section:
         if entries:
             body.append(Piece("group", ("group", group), repo=repo, group=group, shown={group: len(entries)}))
         for entry in entries:
-            body.append((Piece("commit", ("commit", entry.anchor), repo=repo, entry=entry),
-                         Piece("line", ("line", entry.anchor), repo=repo, entry=entry)))
+            line = Piece("line", ("line", entry.anchor), repo=repo, entry=entry)
+            kind = FULL_KINDS.get(group)
+            body.append((Piece(kind, (kind, entry.anchor), repo=repo, entry=entry), line) if kind else line)
     if repo.status != "missing" and repo.total and (omitted or not sum(shown.values())):
         body.append(Piece("rest", ("rest", threshold), repo=repo, threshold=threshold, shown=shown,
                           omitted=omitted))
-    return Section(repo, threshold, overview, tuple(body), shown, omitted)
+    highlights = tuple(Piece("highlight", ("highlight", h.anchor), repo=repo, highlight=h)
+                       for h in (repo.report.highlights() if repo.report is not None else ()) if h.importance in groups)
+    return Section(repo, threshold, overview, tuple(body), shown, omitted, highlights)
+
+
+def failed_last(sections: list[Section]) -> list[Section]:
+    """Sections in subscription order, those whose fetch failed after the others."""
+    return sorted(sections, key=lambda s: s.repo.status == "failed")
+
+
+def top_highlights(sections: list[Section]) -> list[Piece]:
+    """The email's highlights: high ones of every repository first, then medium, at most TOP_HIGHLIGHTS."""
+    pieces = [p for s in sections for p in s.highlights]
+    return sorted(pieces, key=lambda p: p.highlight is None or p.highlight.importance != "high")[:TOP_HIGHLIGHTS]
 
 
 def all_pieces(repo: RepoDay) -> list[Piece]:
@@ -150,7 +170,7 @@ def all_pieces(repo: RepoDay) -> list[Piece]:
     pieces: dict[tuple[str, ...], Piece] = {}
     for threshold in THRESHOLD_GROUPS:
         plan = section_plan(repo, threshold)
-        for item in (plan.overview, *plan.body):
+        for item in (*plan.highlights, plan.overview, *plan.body):
             for piece in item if isinstance(item, tuple) else (item,):
                 pieces.setdefault(piece.key, piece)
     return list(pieces.values())
@@ -167,11 +187,18 @@ class Fit:
 
 COLLAPSED_NOTE = Piece("note", ("note", "collapsed"), group="collapsed")
 TRUNCATED_NOTE = Piece("note", ("note", "truncated"), group="truncated")
+HIGHLIGHTS_HEADING = Piece("note", ("note", "highlights"), group="highlights")
+
+
+def head_pieces(sections: list[Section]) -> list[Piece]:
+    """What comes before the sections' bodies: the highlights (with their heading), then the overview rows."""
+    highlights = top_highlights(sections)
+    return ([HIGHLIGHTS_HEADING, *highlights] if highlights else []) + [s.overview for s in sections]
 
 
 def layout(sections: list[Section], fit: Fit = Fit()) -> list[Piece]:
-    """The email's pieces: overview rows, then the sections, shrunk as `fit` says."""
-    pieces = [s.overview for s in sections]
+    """The email's pieces: highlights, overview rows, then the sections, shrunk as `fit` says."""
+    pieces = head_pieces(sections)
     if not any(s.shown_total for s in sections):
         return pieces
     if fit.keep is not None:
@@ -194,9 +221,13 @@ def fit_counts(sections: list[Section], fit: Fit) -> dict[str, int]:
     """Commits collapsed to one line and commits dropped by a fit."""
     if fit == Fit():
         return {"collapsed": 0, "dropped": 0}
-    kinds = [p.kind for p in layout(sections, fit)]
-    shown = sum(s.shown_total for s in sections)
-    return {"collapsed": kinds.count("line"), "dropped": shown - kinds.count("line") - kinds.count("commit")}
+    commits = [item for s in sections for item in s.body if not isinstance(item, Piece) or item.kind == "line"]
+    kept = commits if fit.keep is None else [
+        item for s in sections for item in s.body][:fit.keep]
+    kept_commits = [item for item in kept if not isinstance(item, Piece) or item.kind == "line"]
+    collapsible = [item for item in kept_commits if isinstance(item, tuple)]
+    full = len(collapsible) if fit.full is None else min(fit.full, len(collapsible))
+    return {"collapsed": len(collapsible) - full, "dropped": len(commits) - len(kept_commits)}
 
 
 def totals(sections: list[Section]) -> dict[str, int]:

@@ -33,7 +33,7 @@ def compile_mjml(mjml: str) -> str:
 
 def render_mjml(name: str, **context: Any) -> str:
     """Render an .mjml template with Jinja, then compile it to HTML."""
-    return str(mjml2html(environment().get_template(name).render(**context)))
+    return compile_mjml(environment().get_template(name).render(**context))
 
 
 def render_text(name: str, **context: Any) -> str:

@@ -22,6 +22,10 @@ CATALOG: dict[str, dict[str, str]] = {
     "digest.subject.merges": {"en": "{n} merges", "zh": "{n} 个合并提交"},
     "digest.subject.merges_one": {"en": "{n} merge", "zh": "{n} 个合并提交"},
     "digest.subject.nothing": {"en": "nothing notable today", "zh": "今日无重要变更"},
+    "digest.subject.failed": {"en": "{n} could not be fetched", "zh": "{n} 个仓库获取失败"},
+    # Preheader (the inbox preview): the top highlight, "and 2 more", failures
+    "digest.preheader.more": {"en": "and {n} more highlights", "zh": "另有 {n} 条要点"},
+    "digest.highlights": {"en": "✨ Today's highlights", "zh": "✨ 今日要点"},
     # Summary line under the heading
     "digest.summary.shown": {"en": "{n} commits at or above your thresholds",
                              "zh": "{n} 个提交达到你设定的重要程度"},

@@ -34,11 +34,19 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "🧮 Tokens used: {prompt} prompt + {completion} completion = {total}.",
         "zh": "🧮 词元用量：提示 {prompt} + 生成 {completion} = {total}。",
     },
+    # A failed fetch, by kind (errors.FAILURE_KINDS); the exception text is for operators only.
     "report.failed": {
-        "en": "❌ Fetching commits failed for this day: {error}",
-        "zh": "❌ 本日提交获取失败：{error}",
+        "en": "❌ This day's commits could not be fetched: {reason} We will try again.",
+        "zh": "❌ 本日提交未能获取：{reason}我们会再次尝试。",
     },
-    "report.failed_unknown": {"en": "unknown error", "zh": "未知错误"},
+    "report.failure.not_found": {
+        "en": "the repository was not found (it may have been renamed, deleted or made private).",
+        "zh": "找不到该仓库（可能已改名、删除或设为私有）。",
+    },
+    "report.failure.unreachable": {"en": "the code host could not be reached.", "zh": "无法连接代码托管服务。"},
+    "report.failure.rate_limited": {"en": "the code host asked us to slow down.",
+                                    "zh": "代码托管服务暂时限制了我们的请求。"},
+    "report.failure.other": {"en": "the code host answered with an error.", "zh": "代码托管服务返回了错误。"},
     "report.empty": {"en": "No new commits on {date}.", "zh": "{date} 没有新的提交。"},
     # Stats line: "15 commits | 🔴 high 7 | 🟡 medium 4 | 🟢 low 4 · 🔀 2 merges"; merges are not counted
     # as commits, commits without an analysis are ("| ⏸️ not analysed 1" before the merges).

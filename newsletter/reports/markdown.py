@@ -14,6 +14,7 @@ from .wording import (
     IMPORTANCE_MARKS,
     MARKS,
     change_type_label,
+    failure_text,
     fallback_note,
     no_message,
     notes,
@@ -22,7 +23,6 @@ from .wording import (
 )
 
 TITLE_LIMIT = 60  # characters of a commit title in the table and the table of contents
-ERROR_LIMIT = 500  # characters of a fetch error shown in the report
 
 
 class _Renderer:
@@ -53,8 +53,7 @@ class _Renderer:
         lines = [f"# {self.t('report.title', date=report.date.isoformat())}", "",
                  f"## {markdown_text(report.repo)}", ""]
         if report.failed:
-            error = markdown_text(plain(report.error, ERROR_LIMIT))
-            lines += [f"> {self.t('report.failed', error=error or self.t('report.failed_unknown'))}", ""]
+            lines += [f"> {markdown_text(failure_text(report))}", ""]
         if report.shows_body:
             lines += self.body()
         return "\n".join(lines).rstrip("\n") + "\n"

@@ -201,7 +201,8 @@ class DailyReport:
     timezone: str = "UTC"
     analyzer: str = HEURISTIC_MODEL
     status: str = "ok"
-    error: str | None = None
+    error: str | None = None  # the exception text, for operators: no reader-facing output shows it
+    error_kind: str | None = None  # errors.FAILURE_KINDS; None in reports stored before it was kept
     _counts: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -328,6 +329,7 @@ class DailyReport:
             "analyzer": self.analyzer,
             "status": self.status,
             "error": self.error,
+            "error_kind": self.error_kind,
             "counts": self.counts(),
             "stats_line": stats_line(self.counts(), self.language),
             # Derived like counts: from_json computes them again from the entries.
@@ -365,6 +367,7 @@ class DailyReport:
             analyzer=data.get("analyzer", HEURISTIC_MODEL),
             status=data.get("status", "ok"),
             error=data.get("error"),
+            error_kind=data.get("error_kind"),
         )
 
 

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from ..analysis.analyzer import Analyzer, make_analyzer
 from ..analysis.facts import commit_facts
 from ..analysis.result import PROMPT_VERSION, AnalysisSet
-from ..errors import SourceError, ValidationError
+from ..errors import SourceError, ValidationError, failure_kind
 from ..models import (
     CommitAnalysis,
     DailyRun,
@@ -369,7 +369,8 @@ def _store_analysis(session: Session, commit: FetchedCommit, model: str, analysi
 # 2c. Assemble --------------------------------------------------------------------------------------
 
 def assemble(session: Session, services: Services, repository: Repository, day: date, languages: Iterable[str],
-             commits: list[FetchedCommit] | None = None, error: str | None = None) -> list[Report]:
+             commits: list[FetchedCommit] | None = None, error: str | None = None,
+             error_kind: str | None = None) -> list[Report]:
     """Build and store the report of repository for day in each language."""
     if commits is None:
         commits = list(session.scalars(select(FetchedCommit).where(
@@ -385,7 +386,8 @@ def assemble(session: Session, services: Services, repository: Repository, day: 
             analysis = found.language(language) if found is not None and language in found.texts else None
             pairs.append((CommitRecord.from_dict(commit.record), analysis))
         report = build_report(repository.name, day, language, pairs, timezone=services.timezone, analyzer=model,
-                              status="failed" if error else "ok", error=error)
+                              status="failed" if error else "ok", error=error,
+                              error_kind=(error_kind or "other") if error else None)
         stored.append(_store_report(session, repository, report))
     session.flush()
     return stored
@@ -426,7 +428,7 @@ def run_repository(session: Session, services: Services, repo_run_id: int) -> Re
         _finish_repository(repository, repo_run, run.date, collected)
     except SourceError as exc:
         session.rollback()
-        _fail_repository(session, services, repo_run_id, str(exc))
+        _fail_repository(session, services, repo_run_id, str(exc), failure_kind(exc))
         repo_run = session.get_one(RepoRun, repo_run_id)
     except Exception as exc:
         # Not the repository's fault (the database, a bug): it stays pending, so the run cannot be
@@ -460,7 +462,7 @@ def _finish_repository(repository: Repository, repo_run: RepoRun, day: date, col
     repo_run.finished_at = utcnow()
 
 
-def _fail_repository(session: Session, services: Services, repo_run_id: int, error: str) -> None:
+def _fail_repository(session: Session, services: Services, repo_run_id: int, error: str, kind: str) -> None:
     repo_run = session.get_one(RepoRun, repo_run_id)
     run = session.get_one(DailyRun, repo_run.run_id)
     repository = repo_run.repository
@@ -469,7 +471,8 @@ def _fail_repository(session: Session, services: Services, repo_run_id: int, err
     repo_run.status = RepoRunStatus.FAILED
     repo_run.error = error[:ERROR_CHARS]
     repo_run.finished_at = utcnow()
-    assemble(session, services, repository, run.date, languages_for(session, repository.name), error=error[:500])
+    assemble(session, services, repository, run.date, languages_for(session, repository.name), error=error[:500],
+             error_kind=kind)
 
 
 # 3. Close the run -----------------------------------------------------------------------------------
@@ -559,7 +562,7 @@ def _run_repositories(session: Session, services: Services, opened: OpenedRun,
             pending += pending_analyses(session, result.commits, languages[repo_run.id], services.analyzer.model)
         except SourceError as exc:
             session.rollback()
-            _fail_repository(session, services, repo_run.id, str(exc))
+            _fail_repository(session, services, repo_run.id, str(exc), failure_kind(exc))
             session.commit()
         step(f"fetched {repository.name}")
     requests = analyze_pending(session, services, pending)

@@ -5,10 +5,12 @@ label or a note reads the same wherever a reader meets it.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from ..analysis.result import Analysis
+from ..errors import FAILURE_KINDS
 from ..i18n import has, t
 from ..text import plain
 
@@ -92,3 +94,29 @@ def unanalyzed_note(entry: Entry, lang: str) -> str:
 def no_message(lang: str) -> str:
     """What stands for an empty commit message."""
     return t("report.no_message", lang)
+
+
+# Reports stored before error_kind was kept: the kind read from the operator's error text.
+_OLD_ERROR_KINDS = (
+    ("not_found", re.compile(r"RepositoryNotFound|not found|not a git repository|HTTP 404", re.I)),
+    ("rate_limited", re.compile(r"rate limit|HTTP 429", re.I)),
+    ("unreachable", re.compile(r"SourceUnavailable|still failing|network error|Max retries|NameResolution|"
+                               r"Connection|timed? ?out|HTTP 5\d\d|\b5\d\d\b", re.I)),
+)
+
+
+def failure_kind(report: DailyReport) -> str:
+    """Why a failed report failed, as one of errors.FAILURE_KINDS (old reports: read from the error text)."""
+    if report.error_kind in FAILURE_KINDS:
+        return report.error_kind
+    error = report.error or ""
+    return next((kind for kind, pattern in _OLD_ERROR_KINDS if pattern.search(error)), "other")
+
+
+def failure_text(report: DailyReport) -> str:
+    """What a reader is told about a failed fetch: the kind in their language and that we will try again.
+
+    Never the exception text: that stays in the logs and the run records, for operators.
+    """
+    lang = report.language
+    return t("report.failed", lang, reason=t(f"report.failure.{failure_kind(report)}", lang))

@@ -20,6 +20,7 @@ from ..reports.model import DailyReport, Entry
 from ..reports.wording import (
     MARKS,
     change_type_label,
+    failure_text,
     fallback_note,
     importance_label,
     no_message,
@@ -34,7 +35,6 @@ bp = Blueprint("archive", __name__, url_prefix="/r")
 
 PAGE_DAYS = 30  # days per page of a repository's index
 TITLE_LIMIT = 60  # characters of a commit title in the table and the table of contents
-ERROR_LIMIT = 500  # characters of a fetch error shown on the page
 
 # fromisoformat alone would also take "20260124" and "2026-W04-6": one spelling per page.
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -155,7 +155,7 @@ def report_page(owner: str, name: str, day: str) -> ResponseReturnValue:
         repo=report.repo or repository.name,
         notes=notes(report),
         stats=stats_line(report.counts(), lang),
-        error=plain(report.error, ERROR_LIMIT) or t("report.failed_unknown", lang),
+        failure=failure_text(report) if report.failed else "",
         missing=asked if asked in LANGUAGES and asked not in reports else None,
         others=[(code, url_for("archive.report", owner=repo_owner, name=repo_name, day=day, lang=code))
                 for code in others],

@@ -13,9 +13,9 @@ from ..models import Report, Repository
 from ..reports import store
 from ..reports.days import day_bounds
 from ..reports.model import DailyReport
-from ..reports.wording import stats_line
-from ..text import plain, rich_html, xml_text
-from .archive import ERROR_LIMIT, db, path_parts, pick_language, report_helpers, repository_or_404
+from ..reports.wording import failure_text, stats_line
+from ..text import rich_html, xml_text
+from .archive import db, path_parts, pick_language, report_helpers, repository_or_404
 
 bp = Blueprint("feed", __name__, url_prefix="/r")
 
@@ -62,8 +62,7 @@ def _entry_html(report: DailyReport, url: str) -> str:
     words = report_helpers(lang)
     parts = []
     if report.failed:
-        error = plain(report.error, ERROR_LIMIT) or t("report.failed_unknown", lang)
-        parts.append(Markup("<p>{}</p>").format(t("report.failed", lang, error=error)))
+        parts.append(Markup("<p>{}</p>").format(failure_text(report)))
     if report.shows_body:
         parts.append(Markup("<p>{}</p>").format(stats_line(report.counts(), lang)))
     for group, entries in report.groups():
