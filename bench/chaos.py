@@ -69,7 +69,7 @@ from tests.fakes.github import FakeGitHub  # noqa: E402
 from tests.fakes.openai import Behaviour, FakeOpenAI  # noqa: E402
 from tests.fakes.seed_day import SEED_REPO, SEED_TIMEZONE, load_into  # noqa: E402
 from tests.fakes.sendgrid import FakeSendGrid  # noqa: E402
-from tests.helpers import csrf_token, link_in, path_of, subscribe_form  # noqa: E402
+from tests.helpers import csrf_token, descendants, link_in, path_of, subscribe_form  # noqa: E402
 
 SERVER = os.environ.get("CHAOS_DATABASE_SERVER", "postgresql+psycopg://127.0.0.1:5432/test")
 DAY = "2026-01-24"
@@ -114,25 +114,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def descendants(pid: int) -> list[int]:
-    """Child processes of pid (and theirs), read from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def alive(pid: int) -> bool:

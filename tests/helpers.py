@@ -1,6 +1,7 @@
 """Small helpers shared by the web tests."""
 from __future__ import annotations
 
+import os
 import re
 from html import unescape
 
@@ -48,3 +49,22 @@ def path_of(url: str) -> str:
 
 def count_subscribers(session) -> int:
     return session.scalar(select(func.count()).select_from(Subscriber))
+
+
+def descendants(pid: int) -> list[int]:
+    """Child processes of pid (and theirs), read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found

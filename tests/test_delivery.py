@@ -39,7 +39,7 @@ from .conftest import body_html, body_text
 from .factories import subscriber
 from .fakes.seed_day import SEED_DATE, SEED_REPO, SEED_TIMEZONE, load_into
 from .fakes.sendgrid import FakeSendGrid
-from .helpers import path_of
+from .helpers import descendants, path_of
 
 
 @pytest.fixture
@@ -316,25 +316,6 @@ def test_batches_keep_identical_contents_together(app, session):
     assert planning.plan(session, SEED_DATE).created == 0
 
 
-def _descendants(pid: int) -> list[int]:
-    """Child processes of pid (and theirs), read from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -365,7 +346,7 @@ def _start(app, env, name, *args) -> subprocess.Popen:
 def _kill(process: subprocess.Popen) -> None:
     """SIGKILL a worker and its work horse together, as `kill -9` of a container would. RQ starts the
     horse in a session of its own, so killing the worker's process group alone would spare it."""
-    for pid in [*_descendants(process.pid), process.pid]:
+    for pid in [*descendants(process.pid), process.pid]:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
