@@ -7,7 +7,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from croniter import croniter
 
-from newsletter.reports.days import day_bounds, default_report_date, due_report_date, rq_cron_expression
+from newsletter.reports.days import (
+    day_bounds,
+    default_report_date,
+    due_report_date,
+    next_fire,
+    rq_cron_expression,
+)
 
 
 @pytest.mark.parametrize("tz, expected", [
@@ -56,3 +62,16 @@ def test_report_date_and_day_bounds_in_the_zone():
     start, end = day_bounds(date(2026, 1, 24), "Asia/Shanghai")
     assert start.astimezone(UTC) == datetime(2026, 1, 23, 16, tzinfo=UTC)
     assert end - start == timedelta(days=1)
+
+
+def test_next_fire_is_local_time_across_daylight_saving():
+    """The confirmed page's "first email at": DIGEST_CRON read in DIGEST_TIMEZONE, on both sides of a switch."""
+    new_york = ZoneInfo("America/New_York")
+    # 2026-03-08 is the spring-forward day in New York: 08:00 local is 12:00 UTC that day, 13:00 the day before.
+    assert next_fire("0 8 * * *", "America/New_York", datetime(2026, 3, 7, 14, 0, tzinfo=UTC)) == \
+        datetime(2026, 3, 8, 8, 0, tzinfo=new_york)
+    assert next_fire("0 8 * * *", "America/New_York", datetime(2026, 3, 8, 11, 59, tzinfo=UTC)).astimezone(UTC) == \
+        datetime(2026, 3, 8, 12, 0, tzinfo=UTC)
+    # Exactly at a fire time, the next one is the day after.
+    assert next_fire("30 7 * * *", "Asia/Shanghai", datetime(2026, 1, 24, 23, 30, tzinfo=UTC)) == \
+        datetime(2026, 1, 26, 7, 30, tzinfo=ZoneInfo("Asia/Shanghai"))

@@ -9,7 +9,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from html import unescape
 
 import pytest
@@ -18,6 +18,7 @@ from aiosmtpd.handlers import Message
 from sqlalchemy import select, update
 
 from newsletter.models import SignupRequest, SubscriberStatus, Threshold, utcnow
+from newsletter.reports import days
 from newsletter.subscribers import links, subscriptions
 from newsletter.subscribers.repositories import RepositoryCheck
 
@@ -286,6 +287,10 @@ def test_confirm_get_changes_nothing_and_post_confirms(client, session, outbox):
     assert find_subscriber(session, "c@example.com").status is SubscriberStatus.PENDING
     response = client.post(path, data={"csrf_token": csrf_token(page.get_data(as_text=True))})
     assert response.status_code == 200 and "/preferences/" in response.get_data(as_text=True)
+    # The page says when the first email comes: the next time DIGEST_CRON fires in DIGEST_TIMEZONE.
+    config = client.application.config
+    first = days.next_fire(config["DIGEST_CRON"], config["DIGEST_TIMEZONE"], datetime.now(UTC))
+    assert f"{first:%Y-%m-%d %H:%M} ({config['DIGEST_TIMEZONE']})" in response.get_data(as_text=True)
     subscriber = find_subscriber(session, "c@example.com")
     assert subscriber.status is SubscriberStatus.CONFIRMED and subscriber.confirmed_at is not None
     assert [(s.repo, s.threshold) for s in subscriber.subscriptions] == [("pallets/flask", Threshold.MEDIUM)]

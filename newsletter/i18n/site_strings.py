@@ -53,8 +53,9 @@ CATALOG: dict[str, dict[str, str]] = {
     "confirm.body": {"en": "Confirm to receive the daily email at {email} for:", "zh": "确认后，{email} 将每天收到以下仓库的邮件："},
     "confirm.button": {"en": "Confirm subscription", "zh": "确认订阅"},
     "confirmed.title": {"en": "You are subscribed", "zh": "订阅成功"},
-    "confirmed.body": {"en": "Your first email arrives after the next daily run. You can change your repositories at any time:",
-                       "zh": "下一次每日运行后你将收到第一封邮件。你可以随时修改订阅的仓库："},
+    "confirmed.body": {"en": "Your first email comes after the next daily run, at {when} ({timezone}). You can change "
+                              "your repositories at any time:",
+                       "zh": "第一封邮件将在下一次每日运行后发出：{when}（{timezone}）。你可以随时修改订阅的仓库："},
     "confirmed.preferences": {"en": "Open your preferences", "zh": "打开偏好设置"},
     "confirm.already_title": {"en": "Already confirmed", "zh": "已经确认过了"},
     "confirm.already_body": {"en": "This link was already used: your subscription is confirmed and nothing more is needed.",

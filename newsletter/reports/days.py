@@ -80,6 +80,13 @@ def due_report_date(expression: str, timezone: str, now: datetime, grace: timede
     return fired.date() - timedelta(days=1)
 
 
+def next_fire(expression: str, timezone: str, now: datetime) -> datetime:
+    """The next moment after now at which expression fires in timezone, aware in that zone."""
+    tz = ZoneInfo(timezone)
+    local_now = now.astimezone(tz).replace(tzinfo=None)
+    return croniter(expression, local_now).get_next(datetime).replace(tzinfo=tz)
+
+
 def default_report_date(timezone: str, now: datetime | None = None) -> date:
     """The report date of a run started now: yesterday in timezone."""
     now = now or datetime.now(UTC)

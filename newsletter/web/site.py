@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import redis
@@ -32,6 +33,7 @@ from ..delivery.mailers import make_mailer
 from ..errors import InvalidToken
 from ..i18n import LANGUAGES, t
 from ..models import SignupRequest, Subscriber, SubscriberStatus
+from ..reports import days
 from ..subscribers import links, subscriptions
 from ..subscribers.repositories import RepositoryCheck
 from ..subscribers.smtputf8 import Smtputf8Support
@@ -225,7 +227,10 @@ def confirm(token: str) -> ResponseReturnValue:
         db().commit()
         preferences = url_for("web.preferences",
                               token=links.preferences_token(config["SECRET_KEY"], subscriber))
-        return render_template("web/confirmed.html", preferences_url=preferences)
+        # Say when the first email comes: the next daily run, in the service's time zone.
+        first = days.next_fire(config["DIGEST_CRON"], config["DIGEST_TIMEZONE"], datetime.now(UTC))
+        return render_template("web/confirmed.html", preferences_url=preferences,
+                               first_email=first.strftime("%Y-%m-%d %H:%M"), timezone=config["DIGEST_TIMEZONE"])
     if signup.confirmed_at is not None:
         # A used link says so rather than offering the button again.
         confirmed = signup.subscriber.status is SubscriberStatus.CONFIRMED
