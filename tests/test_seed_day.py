@@ -121,3 +121,8 @@ def test_a_missing_commits_json_fails_with_a_clear_message(monkeypatch, tmp_path
     monkeypatch.setattr(seed_day, "SEED_COMMITS_JSON", missing)
     with pytest.raises(seed_day.SeedDataError, match=f"needs {re.escape(str(missing))}.*It is missing"):
         seed_day._read_commits_json()
+
+
+@pytest.mark.skipif(not seed_day.SHARED_COMMITS_JSON.is_file(), reason="no ../shared beside this clone")
+def test_the_copy_in_tests_data_is_the_shared_file():
+    assert seed_day.COPIED_COMMITS_JSON.read_bytes() == seed_day.SHARED_COMMITS_JSON.read_bytes()

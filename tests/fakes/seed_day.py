@@ -1,7 +1,9 @@
 """The 2026-01-24 day of ai-dynamo/dynamo: the 15 commits of the seed report, as GitHub reports them.
 
-Sources, both in the shared folder next to the repository (/work/shared; CI has it at the same place):
-- seed/dynamo-2026-01-24/commits.json, read at import (a missing file fails with a clear message);
+Sources, both in the shared folder next to the repository (../shared):
+- seed/dynamo-2026-01-24/commits.json, read at import. A byte-identical copy is kept in
+  tests/data/seed/ for a clone that has no ../shared beside it (a clone in a temporary folder);
+  tests/test_seed_day.py checks the copy against ../shared whenever it is there;
 - seed/daily-report-ai-dynamo-dynamo-2026-01-24.zh.md, the report the product was designed from.
 
 Real, from commits.json: every commit's sha, parents (one linear chain), author name and email,
@@ -36,7 +38,10 @@ SEED_REPO = "ai-dynamo/dynamo"
 SEED_DATE = date(2026, 1, 24)
 SEED_TIMEZONE = "Asia/Shanghai"
 SEED_BRANCH = "main"
-SEED_COMMITS_JSON = Path(__file__).resolve().parents[2].parent / "shared" / "seed" / "dynamo-2026-01-24" / "commits.json"
+_ROOT = Path(__file__).resolve().parents[2]
+SHARED_COMMITS_JSON = _ROOT.parent / "shared" / "seed" / "dynamo-2026-01-24" / "commits.json"
+COPIED_COMMITS_JSON = _ROOT / "tests" / "data" / "seed" / "dynamo-2026-01-24" / "commits.json"
+SEED_COMMITS_JSON = SHARED_COMMITS_JSON if SHARED_COMMITS_JSON.is_file() else COPIED_COMMITS_JSON
 # Made up: the real base commit's time is not in commits.json. 20:00 in Shanghai the day before.
 SEED_BASE_TIME = datetime(2026, 1, 23, 12, 0, 0, tzinfo=UTC)
 
