@@ -69,7 +69,7 @@ from tests.fakes.github import FakeGitHub  # noqa: E402
 from tests.fakes.openai import Behaviour, FakeOpenAI  # noqa: E402
 from tests.fakes.seed_day import SEED_REPO, SEED_TIMEZONE, load_into  # noqa: E402
 from tests.fakes.sendgrid import FakeSendGrid  # noqa: E402
-from tests.helpers import csrf_token, descendants, link_in, path_of, subscribe_form  # noqa: E402
+from tests.helpers import csrf_token, descendants, link_in, path_of, raw_header, subscribe_form  # noqa: E402
 
 SERVER = os.environ.get("CHAOS_DATABASE_SERVER", "postgresql+psycopg://127.0.0.1:5432/test")
 DAY = "2026-01-24"
@@ -979,20 +979,6 @@ def fault_kill_sendgrid(root: Path, row: Row) -> Row:
                             "in the hung request")
         return verdict(row, f"{len(in_flight)} recipients in flight -> failed 'interrupted', never resent; "
                             f"rest once, {took:.0f} s after restart", problems, st.log_files())
-
-
-def raw_header(raw: bytes, name: bytes) -> list[bytes]:
-    """The physical lines of a header in the raw message: the first and its continuation lines."""
-    head = raw.split(b"\r\n\r\n", 1)[0].replace(b"\r\n", b"\n").split(b"\n")
-    for i, line in enumerate(head):
-        if line.lower().startswith(name.lower() + b":"):
-            lines = [line]
-            for more in head[i + 1:]:
-                if more[:1] not in (b" ", b"\t"):
-                    break
-                lines.append(more)
-            return lines
-    return []
 
 
 def fault_list_unsubscribe(root: Path, row: Row) -> Row:

@@ -68,3 +68,17 @@ def descendants(pid: int) -> list[int]:
             found.append(child)
             todo.append(child)
     return found
+
+
+def raw_header(raw: bytes, name: bytes) -> list[bytes]:
+    """The physical lines of a header in raw message bytes: the first and its continuation lines ([] if absent)."""
+    head = raw.split(b"\r\n\r\n", 1)[0].replace(b"\r\n", b"\n").split(b"\n")
+    for i, line in enumerate(head):
+        if line.lower().startswith(name.lower() + b":"):
+            lines = [line]
+            for more in head[i + 1:]:
+                if more[:1] not in (b" ", b"\t"):
+                    break
+                lines.append(more)
+            return lines
+    return []

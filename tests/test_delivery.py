@@ -39,7 +39,7 @@ from .conftest import body_html, body_text
 from .factories import subscriber
 from .fakes.seed_day import SEED_DATE, SEED_REPO, SEED_TIMEZONE, load_into
 from .fakes.sendgrid import FakeSendGrid
-from .helpers import descendants, path_of
+from .helpers import descendants, path_of, raw_header
 
 
 @pytest.fixture
@@ -514,17 +514,9 @@ def news_config(config):
 
 
 def _raw_header(raw: bytes, name: bytes) -> list[bytes]:
-    """The physical lines of a header in raw message bytes: the first and its continuation lines."""
-    head = raw.split(b"\r\n\r\n", 1)[0].replace(b"\r\n", b"\n").split(b"\n")
-    for i, line in enumerate(head):
-        if line.lower().startswith(name.lower() + b":"):
-            lines = [line]
-            for more in head[i + 1:]:
-                if more[:1] not in (b" ", b"\t"):
-                    break
-                lines.append(more)
-            return lines
-    raise AssertionError(f"no {name!r} header in {raw[:1500]!r}")
+    lines = raw_header(raw, name)
+    assert lines, f"no {name!r} header in {raw[:1500]!r}"
+    return lines
 
 
 def _assert_raw_list_headers(raw: bytes, unsubscribe_url: str, secret: str) -> None:

@@ -7,7 +7,7 @@ nothing specific to say is left empty rather than filled with a stock sentence.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from ..i18n import LANGUAGES, t
@@ -55,12 +55,6 @@ def _label(kind: str, language: str) -> str:
 
 def _count(n: int, language: str, unit: str) -> str:
     return _t(f"count.{unit}.{'one' if n == 1 else 'many'}", language, n=f"{n:,}")
-
-
-def _repository(commit: CommitRecord) -> str:
-    """owner/name from the commit's URL ("" when it has none)."""
-    parts = commit.html_url.split("github.com/", 1)[-1].split("/")
-    return "/".join(parts[:2]) if len(parts) >= 2 and "/commit" not in f"/{parts[1]}" else ""
 
 
 # Diff shape ---------------------------------------------------------------------------------------
@@ -338,16 +332,26 @@ def analyze_heuristic(commit: CommitRecord, language: str, *, bot: bool = False,
                       typical_lines: int | None = None) -> Analysis:
     """Analyse a commit from its facts, in language ("zh" or "en"), with model "heuristic".
 
-    typical_lines is the changed lines of the repository's typical commit (the median), when known:
-    only then can size alone make a commit high (see evidence.judge).
+    typical_lines is the changed lines of the repository's typical commit (the median), when known
+    (default: the record's own): only then can size alone make a commit high (see evidence.judge).
     """
-    if language not in LANGUAGES:
-        raise ValueError(f"unsupported language {language!r}; expected one of {LANGUAGES}")
+    return heuristic_analyses(commit, (language,), bot=bot, typical_lines=typical_lines)[language]
+
+
+def heuristic_analyses(commit: CommitRecord, languages: Sequence[str], *, bot: bool = False,
+                       typical_lines: int | None = None) -> dict[str, Analysis]:
+    """The heuristic analysis in each language: the facts and the verdict are read once, the words per language."""
+    for language in languages:
+        if language not in LANGUAGES:
+            raise ValueError(f"unsupported language {language!r}; expected one of {LANGUAGES}")
     facts = facts_of(commit)
-    if typical_lines is None:
-        typical_lines = commit.typical_lines
-    verdict = judge(commit, facts, bot=bot, typical_lines=typical_lines)
+    verdict = judge(commit, facts, bot=bot,
+                    typical_lines=commit.typical_lines if typical_lines is None else typical_lines)
     reading = read(commit, facts)
+    return {language: _analysis(commit, facts, verdict, reading, language) for language in languages}
+
+
+def _analysis(commit: CommitRecord, facts: CommitFacts, verdict: Verdict, reading: Reading, language: str) -> Analysis:
     author = plain(commit.author_login or commit.author_name or "", 60) or _t("unknown_author", language)
     if verdict.rule == "merge":
         risks: tuple[str, ...] = ()
@@ -385,7 +389,7 @@ def apply_floor(commit: CommitRecord, analysis: AnalysisSet) -> AnalysisSet:
     if commit.is_merge:
         return analysis
     facts = facts_of(commit)
-    verdict = judge(commit, facts)
+    verdict = judge(commit, facts, typical_lines=commit.typical_lines)  # the bounds the prompt announced
     floor, ceiling = bounds(verdict, analysis.change_type)
     shown = analysis.importance
     if _ORDER[shown] < _ORDER[floor]:
@@ -409,30 +413,19 @@ def apply_floor(commit: CommitRecord, analysis: AnalysisSet) -> AnalysisSet:
 class HeuristicAnalyzer:
     """Analyses every commit with the heuristic: no LLM, no network.
 
-    typical_lines maps a repository ("owner/name") to the changed lines of its typical commit (the
-    median of its recent non-merge commits); an int applies to every repository. Without it, size
-    never makes a commit high.
+    A commit's size is judged against its record's typical_lines (the repository's median commit,
+    set by the daily run); without it, size never makes a commit high.
     """
 
     model = HEURISTIC_MODEL
     calls = 0
 
-    def __init__(self, *, bot_logins: Iterable[str] = DEFAULT_BOT_LOGINS,
-                 typical_lines: Mapping[str, int] | int | None = None) -> None:
+    def __init__(self, *, bot_logins: Iterable[str] = DEFAULT_BOT_LOGINS) -> None:
         self._bot_logins = frozenset(bot_logins)
-        self._typical = typical_lines
-
-    def _typical_lines(self, commit: CommitRecord) -> int | None:
-        if self._typical is None or isinstance(self._typical, int):
-            return self._typical
-        return self._typical.get(_repository(commit))
 
     def analyze(self, commit: CommitRecord, languages: Sequence[str], known: AnalysisSet | None = None) -> AnalysisSet:
         """The heuristic analysis of commit in languages (only their texts added to known, when given)."""
-        bot = is_bot(commit, self._bot_logins)
-        typical = self._typical_lines(commit)
-        analyses = {language: analyze_heuristic(commit, language, bot=bot, typical_lines=typical)
-                    for language in languages}
+        analyses = heuristic_analyses(commit, languages, bot=is_bot(commit, self._bot_logins))
         if known is not None:
             return known.with_texts({language: Texts.of(a) for language, a in analyses.items()})
         return AnalysisSet.of(analyses)

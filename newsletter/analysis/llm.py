@@ -40,7 +40,7 @@ from ..retry import Backoff, GaveUp, TryAgain, retry_after
 from ..sources.commit import CommitRecord
 from ..text import plain
 from .bots import DEFAULT_BOT_LOGINS, is_bot
-from .heuristic import analyze_heuristic, apply_floor
+from .heuristic import apply_floor, heuristic_analyses
 from .prompt import Request, Verdict, build_request
 from .result import AnalysisSet, Texts
 from .schema import MODES, AnswerError, parse_answer, response_format
@@ -232,9 +232,9 @@ class LLMAnalyzer:
     def _without_llm(self, commit: CommitRecord, languages: Sequence[str]) -> AnalysisSet | None:
         """The analysis for commits that never go to the LLM: merges and bot commits."""
         if commit.is_merge:
-            return AnalysisSet.of({lang: analyze_heuristic(commit, lang) for lang in languages})
+            return AnalysisSet.of(heuristic_analyses(commit, languages))
         if is_bot(commit, self._bot_logins):
-            return AnalysisSet.of({lang: analyze_heuristic(commit, lang, bot=True) for lang in languages})
+            return AnalysisSet.of(heuristic_analyses(commit, languages, bot=True))
         return None
 
     def _attempt(self, commit: CommitRecord, request: Request, mode: str, cost: _Cost) -> Any:
@@ -353,11 +353,11 @@ class LLMAnalyzer:
             # The rules no analysis may break hold for the model too: a typo fix is never high.
             return apply_floor(commit, analysis)
         logger.warning("%s failed after %d requests (%s); using the heuristic", what, cost.requests, reason)
-        fallback = {lang: Texts.of(analyze_heuristic(commit, lang)) for lang in languages}
+        analyses = heuristic_analyses(commit, languages)
         if known is not None:
-            return known.with_texts(fallback, prompt_tokens=cost.prompt_tokens,
+            return known.with_texts({lang: Texts.of(a) for lang, a in analyses.items()}, prompt_tokens=cost.prompt_tokens,
                                     completion_tokens=cost.completion_tokens, requests=cost.requests)
-        heuristic = AnalysisSet.of({lang: analyze_heuristic(commit, lang) for lang in languages})
+        heuristic = AnalysisSet.of(analyses)
         return replace(heuristic, fallback=True, fallback_reason=reason, prompt_tokens=cost.prompt_tokens,
                        completion_tokens=cost.completion_tokens, requests=cost.requests)
 

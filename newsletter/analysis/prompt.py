@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -25,7 +24,8 @@ from ..errors import ConfigError
 from ..i18n import LANGUAGES
 from ..sources.commit import CommitRecord, FileChange
 from .evidence import judge
-from .facts import CommitFacts, facts_of
+from .facts import CommitFacts, facts_of, role_of
+from .facts.roles import ASSET, GENERATED, LOCKFILE, VENDORED
 from .result import CHANGE_TYPES
 from .schema import answer_schema
 
@@ -52,12 +52,9 @@ FACT_CHARS = 120
 
 LANGUAGE_NAMES = {"zh": "Simplified Chinese (简体中文)", "en": "English"}
 
-# Lockfiles, generated and minified files say little about intent: they get diff budget last.
-_LOW_VALUE_PATCH = re.compile(
-    r"(?:^|/)(?:package-lock\.json|npm-shrinkwrap\.json|yarn\.lock|pnpm-lock\.yaml|go\.sum|[\w.-]+\.lock|uv\.lock)$"
-    r"|\.min\.(?:js|css)$|\.map$|\.snap$|\.svg$|\.pb\.go$|_pb2\.pyi?$|(?:^|/)(?:vendor|dist|node_modules)/",
-    re.IGNORECASE,
-)
+# Lockfiles, generated, vendored and asset files say little about intent: they get diff budget last
+# (their roles come from facts.roles, the one classification of paths).
+_LOW_VALUE_ROLES = frozenset({LOCKFILE, GENERATED, VENDORED, ASSET})
 
 _SYSTEM = """\
 You are a senior software engineer writing the daily commit report of a GitHub repository.
@@ -229,7 +226,7 @@ def _select_patches(files: tuple[FileChange, ...],
     """Patches that fit in budget tokens, shared fairly, and counts of what was left out."""
     # (index, change, its patch): the patch once more, as a str, for the changes that have one.
     with_patch = [(index, change, change.patch) for index, change in enumerate(files) if change.patch]
-    ordered = sorted(with_patch, key=lambda item: (bool(_LOW_VALUE_PATCH.search(item[1].filename)), item[0]))
+    ordered = sorted(with_patch, key=lambda item: (role_of(item[1].filename) in _LOW_VALUE_ROLES, item[0]))
     capacity = max(1, budget // MIN_PATCH_TOKENS)
     chosen, omitted = ordered[:capacity], ordered[capacity:]
     costs = [_json_tokens(patch) + _json_tokens(change.filename[:MAX_FILENAME_CHARS]) + PATCH_ENTRY_OVERHEAD
@@ -335,7 +332,7 @@ def build_request(commit: CommitRecord, languages: Sequence[str], *, mode: str =
     max_tokens = answer_tokens(languages)
     # The instructions and the data block's frame, before any commit text: what the window must hold.
     frame = estimate_message_tokens([{"content": system}, {"content": _user(
-        replace(commit, message="", files=()), "", [], [], _no_diff(()), languages)}])
+        replace(commit, message="", files=()), "", [], [], _no_diff(()), languages, {})}])
     room = context_tokens - max_tokens - frame
     if room < MIN_PATCH_TOKENS:
         raise ConfigError(f"LLM_CONTEXT_TOKENS={context_tokens} cannot hold the instructions ({frame} tokens) "
@@ -344,12 +341,13 @@ def build_request(commit: CommitRecord, languages: Sequence[str], *, mode: str =
     message = _prefix_within(commit.message, min(MESSAGE_TOKEN_BUDGET, room // 5))
     listed = _file_list(commit.files, min(FILE_LIST_TOKEN_BUDGET, room // 5))
     # Everything but the diff, measured with an empty diff: what is left of the window goes to patches.
-    bare = _user(commit, message, listed, [], _no_diff(commit.files), languages)
+    facts = brief_facts(commit) if commit.files or commit.message else {}
+    bare = _user(commit, message, listed, [], _no_diff(commit.files), languages, facts)
     left = context_tokens - max_tokens - estimate_message_tokens(
         [{"content": system}, {"content": bare}]) - 2 * PATCH_ENTRY_OVERHEAD
     budget = max(0, min(diff_token_budget, left))
     patches, diff = _select_patches(commit.files, budget)
-    user = _user(commit, message, listed, patches, diff, languages)
+    user = _user(commit, message, listed, patches, diff, languages, facts)
     messages: list[ChatCompletionMessageParam] = [{"role": "system", "content": system},
                                                   {"role": "user", "content": user}]
     return Request(messages, schema, max_tokens, languages, verdict is None)
@@ -418,7 +416,7 @@ def _no_diff(files: tuple[FileChange, ...]) -> dict[str, int]:
 
 
 def _user(commit: CommitRecord, message: str, listed: list[dict[str, Any]], patches: list[dict[str, Any]],
-          diff: Mapping[str, int], languages: tuple[str, ...]) -> str:
+          diff: Mapping[str, int], languages: tuple[str, ...], facts: dict[str, Any]) -> str:
     data = {
         "sha": commit.sha,
         "author": {"name": commit.author_name, "login": commit.author_login},
@@ -426,7 +424,7 @@ def _user(commit: CommitRecord, message: str, listed: list[dict[str, Any]], patc
         "parent_count": len(commit.parents),
         "message": message,
         "stats": {"files": len(commit.files), "additions": commit.additions, "deletions": commit.deletions},
-        "facts": brief_facts(commit) if commit.files or commit.message else {},
+        "facts": facts,
         "files": listed,
         "patches": patches,
     }
