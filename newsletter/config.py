@@ -51,7 +51,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SENDGRID_WEBHOOK_MAX_AGE", "600", "Seconds a signed SendGrid webhook request stays acceptable (replay protection); older or as far in the future gets 403.", "int"),
     Setting("CONFIRM_MAX_AGE_DAYS", "7", "Days a confirmation link stays valid.", "int"),
     Setting("PREFERENCES_MAX_AGE_DAYS", "365", "Days a preferences link stays valid (unsubscribe links never expire).", "int"),
-    Setting("RATELIMIT_SUBSCRIBE", "10 per hour;3 per minute", "Flask-Limiter limit on POST / per client address."),
+    Setting("RATELIMIT_SUBSCRIBE", "10 per hour;3 per minute", "Limit on real submissions of the subscribe form (POST /) per client address; adding a row or a refused post does not count (Flask-Limiter syntax)."),
     Setting("RATELIMIT_CONFIRM", "30 per hour", "Flask-Limiter limit on POST /confirm/<token> per client address."),
     Setting("RATELIMIT_ENABLED", "1", "0 turns rate limiting off.", "bool"),
     Setting("MAX_CONTENT_LENGTH", "65536", "Largest request body accepted, in bytes; larger gets 413.", "int"),
