@@ -34,6 +34,7 @@ demo-site: install
 
 test: install install-llm
 	scripts/ensure-chromium
+	scripts/ensure-axe
 	$(BIN)/python -m pytest
 
 test-fast: install
@@ -41,6 +42,7 @@ test-fast: install
 
 browser: install
 	scripts/ensure-chromium
+	scripts/ensure-axe
 	$(BIN)/python -m pytest -m browser
 
 kill: install
