@@ -17,6 +17,7 @@ from newsletter.models import Repository, Threshold
 from newsletter.reports import run
 from newsletter.reports.model import DailyReport, Entry
 from newsletter.reports.wording import stats_line
+from newsletter.sources.commit import MergedCommits
 from newsletter.subscribers import subscriptions
 from newsletter.web.archive import parse_day
 
@@ -182,6 +183,94 @@ def test_merge_commit_is_listed_without_analysis(client, session):
     assert "15 commits | 🔴 high 7 | 🟡 medium 4 | 🟢 low 4 · 🔀 1 merge" in html
     assert "🔀 Merge commit: listed, not analysed." in html
     assert 'id="c-bbbbbbb" data-importance="merge"' in html
+
+
+PULL_MERGE = {
+    "en": ('🔀 Merge commit: listed, not analysed. It merges <a href="https://github.com/ai-dynamo/dynamo/pull/123" '
+           'rel="noopener noreferrer">pull request #123</a>. It brings 7 commits, 5 from earlier days.'),
+    "zh": ('🔀 合并提交：仅列出，不做分析。合并了<a href="https://github.com/ai-dynamo/dynamo/pull/123" '
+           'rel="noopener noreferrer">拉取请求 #123</a>。带入 7 个提交，其中 5 个来自更早的日期。'),
+}
+
+
+def _merge_report(session, lang, merged):
+    merge = dataclasses.replace(make_commit("b" * 40, "Merger", "12:00:00", "Merge pull request #123 from octo/feature",
+                                            parents=("p1", "p2")), merged=merged)
+    report = seed_report(lang)
+    stored_report(session, dataclasses.replace(report, entries=report.entries + (Entry(merge, None),)))
+    return report
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_merge_links_its_pull_request_and_says_what_it_brings(client, session, lang):
+    _merge_report(session, lang, MergedCommits(7, 5))
+    html = page(client, f"{PAGE}?lang={lang}")
+    card = html[html.index('id="c-bbbbbbb"'):]
+    card = card[:card.index("</article>")]
+    assert f'<p class="archive-note">{PULL_MERGE[lang]}</p>' in card
+    # The stats line still counts the merge on its own.
+    assert stats_line(seed_report(lang).counts() | {"merge": 1}, lang) in html
+    # The feed lists merges, with the same words.
+    content = _feed(client, f"/r/ai-dynamo/dynamo/feed.atom?lang={lang}").find(f"{ATOM}entry/{ATOM}content").text
+    assert PULL_MERGE[lang] in content
+
+
+def test_merge_stored_without_what_it_brings_keeps_its_pull_request_link(client, session):
+    _merge_report(session, "en", None)
+    html = page(client, PAGE)
+    assert PULL_MERGE["en"].removesuffix(" It brings 7 commits, 5 from earlier days.") + "</p>" in html
+    assert "It brings" not in html
+
+
+def _related_report(session, lang):
+    """An original, its rebased copy, a revert of it, and a revert of a commit of an earlier day."""
+    def commit(sha, time, message, **facts):
+        return dataclasses.replace(make_commit(sha, "Dev", time, message),
+                                   facts={"version": 2, "patch_id": facts.pop("patch_id", sha * 2), **facts})
+
+    commits = (commit("a" * 40, "09:00:00", "Add retries to the uploader", patch_id="p1"),
+               commit("b" * 40, "11:00:00", "Add retries to the uploader", patch_id="p1"),
+               commit("c" * 40, "12:00:00", 'Revert "Add retries to the uploader"', reverted_sha="a" * 40),
+               commit("d" * 40, "13:00:00", 'Revert "Old thing"', reverted_sha="e" * 40, reverted_title="Old thing"))
+    entries = tuple(Entry(c, make_analysis(lang, "feature", "medium", f"Summary {c.sha[0]}.")) for c in commits)
+    stored_report(session, DailyReport(repo=SEED_REPO, date=SEED_DATE, language=lang, entries=entries,
+                                       timezone="Asia/Shanghai"))
+
+
+def _card(html, anchor):
+    card = html[html.index(f'id="{anchor}"'):]
+    return card[:card.index("</article>")]
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_reverts_and_duplicates_are_shown_with_sha_links(client, session, lang):
+    _related_report(session, lang)
+    html = page(client, f"{PAGE}?lang={lang}")
+    in_report = '<a href="#c-aaaaaaa"><code>aaaaaaa</code> Add retries to the uploader</a>'
+    earlier = f'<a href="https://github.com/ai-dynamo/dynamo/commit/{"e" * 40}" rel="noopener noreferrer"><code>eeeeeee</code></a>'
+
+    same = _card(html, "c-bbbbbbb")
+    assert (f'<p class="archive-relation" data-relation="same_change">'
+            f'{t("report.relation.same_change", lang, target=in_report)}</p>') in same
+    # Shown once: the copy's card carries no analysis, the original's does.
+    assert t("report.field.summary", lang) not in same and "Summary b." not in same
+    assert "Summary a." in _card(html, "c-aaaaaaa") and "archive-relation" not in _card(html, "c-aaaaaaa")
+
+    revert = _card(html, "c-ccccccc")
+    assert f'data-relation="reverts">{t("report.relation.reverts", lang, target=in_report)}</p>' in revert
+    assert "Summary c." in revert  # a revert keeps its own analysis
+    old = _card(html, "c-ddddddd")
+    assert f'data-relation="reverts">{t("report.relation.reverts", lang, target=earlier)}</p>' in old
+    assert html.count('class="archive-relation"') == 3
+
+
+def test_relation_without_a_commit_page_is_the_bare_sha(client, session):
+    commit = dataclasses.replace(make_commit("d" * 40, "Dev", "13:00:00", 'Revert "Old thing"'), html_url="",
+                                 facts={"version": 2, "patch_id": "x", "reverted_sha": "e" * 40})
+    stored_report(session, DailyReport(repo=SEED_REPO, date=SEED_DATE, language="en", entries=(
+        Entry(commit, make_analysis("en", "revert", "low", "Undo.")),)))
+    html = page(client, PAGE)
+    assert '<p class="archive-relation" data-relation="reverts">↩️ Reverts <code>eeeeeee</code>.</p>' in html
 
 
 NOT_FOUND = (

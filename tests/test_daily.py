@@ -313,3 +313,78 @@ def test_prompt_injection_in_a_commit_keeps_the_report_shape(app, session, githu
     analysis = entry["analysis"]
     assert set(analysis) >= {"change_type", "importance", "summary", "risks", "recommendations"}
     assert "pwned" not in json.dumps(analysis).lower()
+
+
+# 2026-01-25 00:00 in the seed's time zone (Asia/Shanghai): the start of the second report day.
+SECOND_DAY = date(2026, 1, 25)
+SECOND_DAY_START = datetime(2026, 1, 24, 16, tzinfo=UTC)
+
+
+def _pull_request(github):
+    """A pull request branched from the seed day and merged on the next: three of its four commits are of
+    earlier days. Returns (its commits, the merge)."""
+    side = github.add_commits(SEED_REPO, 3, branch="feature", parent=SEED_COMMITS[-3].sha,
+                              start=SECOND_DAY_START - timedelta(hours=30), step=timedelta(hours=10))
+    side += github.add_commits(SEED_REPO, 1, branch="feature", start=SECOND_DAY_START + timedelta(hours=1))
+    merge = github.add_commit(SEED_REPO, "Merge pull request #42 from octo/feature",
+                              parents=(github.head(SEED_REPO), side[-1]), date=SECOND_DAY_START + timedelta(hours=2))
+    return side, merge
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_merge_is_stored_with_what_it_brings_for_one_more_request(app, session, github, lang):
+    from .test_sources import brought_by
+
+    load_into(github)
+    subscriber(session, "a@example.com", SEED_REPO, lang=lang)
+    services = _services(app)
+    _run(app, session, services)
+    side, merge = _pull_request(github)
+    summary = _run(app, session, services, now=SEED_NOW + timedelta(days=1))
+    assert summary["date"] == "2026-01-25" and summary["new_commits"] == 5 and summary["ok"] == 1
+    # Budget: repo + branch + one compare page + one detail per new commit + one comparison per merge.
+    assert summary["github_requests"] == 2 + 1 + 5 + 1
+    first, second = github.repo(SEED_REPO).commits[merge].parents
+    assert github.request_count(f"/compare/{first}\\.\\.\\.{second}$") == 1
+    record = session.scalar(select(FetchedCommit.record).where(FetchedCommit.sha == merge))
+    parents = record["parents"]
+    assert (record["merged"]["count"], record["merged"]["earlier"]) == \
+        brought_by(github, SEED_REPO, parents[0], parents[1], SECOND_DAY_START) == (4, 3)
+    others = session.scalars(select(FetchedCommit.record).where(FetchedCommit.sha.in_(side))).all()
+    assert len(others) == 4 and all("merged" not in r for r in others)
+    report = _report(session, SEED_REPO, SECOND_DAY, lang)
+    line = {"en": "It brings 4 commits, 3 from earlier days.", "zh": "带入 4 个提交，其中 3 个来自更早的日期。"}[lang]
+    assert line in report.markdown
+    pull = {"en": "[pull request #42](https://github.com/ai-dynamo/dynamo/pull/42)",
+            "zh": "[拉取请求 #42](https://github.com/ai-dynamo/dynamo/pull/42)"}[lang]
+    assert pull in report.markdown
+    assert report.total == 4 and report.merges == 1  # the merge is still no commit of the count
+
+
+def test_a_failed_comparison_leaves_the_merge_without_it(app, session, github, caplog):
+    load_into(github)
+    subscriber(session, "a@example.com", SEED_REPO)
+    services = _services(app)
+    _run(app, session, services)
+    _side, merge = _pull_request(github)
+    first, second = github.repo(SEED_REPO).commits[merge].parents
+    github.fail(f"/compare/{first}\\.\\.\\.{second}$", status=404, message="Not Found")
+    summary = _run(app, session, services, now=SEED_NOW + timedelta(days=1))
+    assert summary["ok"] == 1 and summary["new_commits"] == 5 and not summary["failed"]
+    record = session.scalar(select(FetchedCommit.record).where(FetchedCommit.sha == merge))
+    assert "merged" not in record
+    report = _report(session, SEED_REPO, SECOND_DAY)
+    assert "pull request #42" in report.markdown and "It brings" not in report.markdown
+    assert "could not count what merge" in caplog.text
+
+
+def test_report_day_start_of_a_merge(app):
+    """Earlier days are those before the report's day: the run's day, or (the hourly ingestion, no day)
+    the day the commit is first seen on, in the digest's time zone."""
+    services = _services(app)
+    assert run._report_day_start(services, SECOND_DAY, SEED_NOW) == SECOND_DAY_START
+    # 2026-01-24 17:00 UTC is already 2026-01-25 01:00 in Shanghai.
+    assert run._report_day_start(services, None, datetime(2026, 1, 24, 17, tzinfo=UTC)) == SECOND_DAY_START
+    assert run._report_day_start(services, None, datetime(2026, 1, 24, 15, tzinfo=UTC)) == \
+        SECOND_DAY_START - timedelta(days=1)
+    services.close()

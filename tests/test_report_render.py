@@ -23,8 +23,8 @@ from newsletter.i18n import report_strings as report_catalog
 from newsletter.i18n import t
 from newsletter.reports.markdown import TITLE_LIMIT, render_markdown
 from newsletter.reports.model import DailyReport, Entry, first_sentence, short_title
-from newsletter.reports.wording import stats_line
-from newsletter.sources.commit import CommitRecord, FileChange
+from newsletter.reports.wording import merge_brings, merge_brings_sentence, stats_line
+from newsletter.sources.commit import CommitRecord, FileChange, MergedCommits
 from newsletter.text import commit_title, markdown_text, truncate
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -536,6 +536,72 @@ def test_pull_request_number_only_from_a_merge():
     """A squash-merged commit titled "... (#5624)" or quoting the merge message is no merge: no link."""
     entry = Entry(make_commit("f" * 40, "Dev", "12:00:00", "Merge pull request #5 from a/b"), None)
     assert entry.pull_request is None and entry.pull_request_url is None
+
+
+MERGE_NOTE = {
+    "en": "🔀 Merge commit: listed, not analysed. It merges [pull request #123](https://github.com/ai-dynamo/dynamo/pull/123)."
+          " It brings 7 commits, 5 from earlier days.",
+    "zh": "🔀 合并提交：仅列出，不做分析。合并了[拉取请求 #123](https://github.com/ai-dynamo/dynamo/pull/123)。"
+          "带入 7 个提交，其中 5 个来自更早的日期。",
+}
+
+
+def pull_request_merge(merged, sha="9" * 40):
+    return dataclasses.replace(merge_commit(sha, "Merge pull request #123 from octo/feature"), merged=merged)
+
+
+def test_merge_says_what_it_brings_and_links_its_pull_request(lang):
+    merge = Entry(pull_request_merge(MergedCommits(7, 5)), None)
+    report = dataclasses.replace(seed_report(lang), entries=(*seed_report(lang).entries, merge))
+    assert report.counts()["merge"] == 1 and report.counts()["total"] == 15  # still no commit of the count
+    body = commit_sections(render_markdown(report))["c-9999999"]
+    assert MERGE_NOTE[lang] in body
+    assert merge_brings(merge, lang) == {"en": "brings 7 commits, 5 from earlier days",
+                                         "zh": "带入 7 个提交，其中 5 个来自更早的日期"}[lang]
+
+
+@pytest.mark.parametrize("count, earlier, en, zh", [
+    (7, 5, "brings 7 commits, 5 from earlier days", "带入 7 个提交，其中 5 个来自更早的日期"),
+    (7, 1, "brings 7 commits, 1 from an earlier day", "带入 7 个提交，其中 1 个来自更早的日期"),
+    (7, 7, "brings 7 commits, all from earlier days", "带入 7 个提交，均来自更早的日期"),
+    (7, 0, "brings 7 commits", "带入 7 个提交"),
+    (300, None, "brings 300 commits", "带入 300 个提交"),  # more than the source listed: earlier unknown
+    (1, 1, "brings 1 commit, from an earlier day", "带入 1 个提交，来自更早的日期"),
+    (1, 0, "brings 1 commit", "带入 1 个提交"),
+    (0, 0, "brings no new commits", "未带入新的提交"),
+])
+def test_merge_brings_wording(count, earlier, en, zh):
+    entry = Entry(pull_request_merge(MergedCommits(count, earlier)), None)
+    assert (merge_brings(entry, "en"), merge_brings(entry, "zh")) == (en, zh)
+    assert merge_brings_sentence(entry, "en") == f" It {en}." and merge_brings_sentence(entry, "zh") == f"{zh}。"
+
+
+def test_merge_without_what_it_brings_says_nothing_of_it(lang):
+    """A merge stored before it was kept, or whose comparison failed, and a commit that is no merge."""
+    old = Entry(pull_request_merge(None), None)
+    assert merge_brings(old, lang) is None and merge_brings_sentence(old, lang) == ""
+    body = commit_sections(render_markdown(DailyReport(repo="o/n", date=DAY, language=lang, entries=(old,))))
+    assert t("report.merge_note", lang) in body["c-9999999"]
+    assert "brings" not in body["c-9999999"] and "带入" not in body["c-9999999"]
+    single = Entry(dataclasses.replace(make_commit("8" * 40, "Dev", "10:00:00", "fix: x"), merged=MergedCommits(3, 1)),
+                   make_analysis(lang, "fix", "low", "x"))
+    assert merge_brings(single, lang) is None
+
+
+def test_what_a_merge_brings_survives_the_report_json(lang):
+    merge = Entry(pull_request_merge(MergedCommits(7, 5)), None)
+    report = DailyReport(repo="ai-dynamo/dynamo", date=DAY, language=lang, entries=(merge,), timezone="Asia/Shanghai")
+    data = json.loads(json.dumps(report.to_json()))
+    assert data["entries"][0]["commit"]["merged"] == {"count": 7, "earlier": 5}
+    back = DailyReport.from_json(data)
+    assert back.entries[0].commit.merged == MergedCommits(7, 5)
+    assert render_markdown(back) == render_markdown(report)
+    # A report stored before merges carried it loads, and says nothing of it.
+    del data["entries"][0]["commit"]["merged"]
+    old = DailyReport.from_json(data)
+    without = {"en": MERGE_NOTE["en"].removesuffix(" It brings 7 commits, 5 from earlier days."),
+               "zh": MERGE_NOTE["zh"].removesuffix("带入 7 个提交，其中 5 个来自更早的日期。")}[lang]
+    assert old.entries[0].commit.merged is None and f"{without}\n" in render_markdown(old)
 
 
 # Highlights -----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from newsletter.errors import ConfigError, RepositoryNotFound, SourceError, SourceUnavailable
+from newsletter.sources.commit import CommitRecord, MergedCommits
 from newsletter.sources.git import GitSource
 from newsletter.sources.github import GitHubSource
 from newsletter.sources.protocol import RepoInfo
@@ -165,6 +166,76 @@ def test_compare_is_paginated_per_100(fake, source):
     assert source.new_commit_shas(REPO, pushed[-1], base) == pushed
     assert fake.request_count("/compare/") == 3
     assert [r.query.get("page", "1") for r in fake.requests] == ["1", "2", "3"]
+
+
+def brought_by(fake, repo, first, second, before):
+    """What the fake's graph says a merge of second into first brings: (commits, committed before `before`)."""
+    commits = fake.repo(repo).commits
+
+    def ancestors(sha):
+        seen, stack = set(), [sha]
+        while stack:
+            current = stack.pop()
+            if current not in seen:
+                seen.add(current)
+                stack.extend(commits[current].parents)
+        return seen
+
+    brought = ancestors(second) - ancestors(first)
+    return len(brought), sum(commits[sha].committer_date < before for sha in brought)
+
+
+def test_merged_commits_counts_the_branch_and_its_earlier_days_in_one_request(fake, source, demo):
+    """A pull request branched two days ago: 3 of its 4 commits are of earlier days, 1 of the report's day."""
+    side = fake.add_commits(REPO, 3, branch="feature", parent=demo[2], start=T0 - timedelta(days=2),
+                            step=timedelta(hours=7))
+    side += fake.add_commits(REPO, 1, branch="feature", start=T0 + timedelta(hours=1))
+    merge = fake.add_commit(REPO, "Merge pull request #7 from octo/feature", parents=(demo[-1], side[-1]),
+                            date=T0 + timedelta(hours=2))
+    fake.clear_requests()
+
+    merged = source.merged_commits(REPO, demo[-1], side[-1], T0)
+
+    assert (merged.count, merged.earlier) == brought_by(fake, REPO, demo[-1], side[-1], T0) == (4, 3)
+    # One comparison of the parents, unpaginated (up to 250 commits in one answer).
+    assert [(r.path, r.query) for r in fake.requests] == [(f"/repos/{REPO}/compare/{demo[-1]}...{side[-1]}", {})]
+    assert source.requests == 1
+    # The day after, every one of them is of an earlier day; the day before, none is.
+    assert source.merged_commits(REPO, demo[-1], side[-1], T0 + timedelta(days=1)).earlier == 4
+    assert source.merged_commits(REPO, demo[-1], side[-1], T0 - timedelta(days=3)).earlier == 0
+    assert source.commit(REPO, merge).parents == (demo[-1], side[-1])
+
+
+def test_merged_commits_of_an_already_merged_branch_is_zero(fake, source, demo):
+    assert source.merged_commits(REPO, demo[-1], demo[3], T0) == MergedCommits(0, 0)
+
+
+def test_merged_commits_beyond_one_answer_counts_without_earlier_days(fake, source, demo):
+    """GitHub lists 250 commits of a comparison without pagination: the count is exact, earlier unknown."""
+    side = fake.add_commits(REPO, 260, branch="big", parent=demo[0], start=T0 - timedelta(days=3))
+    fake.clear_requests()
+
+    merged = source.merged_commits(REPO, demo[-1], side[-1], T0)
+
+    assert merged == MergedCommits(brought_by(fake, REPO, demo[-1], side[-1], T0)[0], None)
+    assert merged.count == 260 and fake.request_count("/compare/") == 1
+
+
+def test_merged_commits_failures_are_source_errors(fake, source, sleep, demo):
+    unrelated = fake.add_commit(REPO, "chore: an unrelated root", parents=(), move_branch=False)
+    with pytest.raises(SourceError, match="cannot compare"):
+        source.merged_commits(REPO, demo[-1], unrelated, T0)
+    with pytest.raises(SourceError):
+        source.merged_commits(REPO, demo[-1], "0" * 40, T0)
+    fake.fail("/compare/", status=502, times=10)
+    with pytest.raises(SourceUnavailable):
+        source.merged_commits(REPO, demo[-1], demo[3], T0)
+    fake.clear_faults()
+    fake.garbage("/compare/", body=b'{"ahead_by": "seven", "commits": []}')
+    with pytest.raises(SourceError, match="ahead_by"):
+        source.merged_commits(REPO, demo[-1], demo[3], T0)
+    with pytest.raises(ValueError):
+        source.merged_commits(REPO, demo[-1], demo[3], datetime(2026, 1, 24))
 
 
 # -- GitHubSource: the day window ----------------------------------------------------------
@@ -664,3 +735,50 @@ def test_git_commit_times_are_normalised_to_utc(tmp_path):
     assert record.committed_at.tzinfo == UTC
     with pytest.raises(SourceError, match="not found"):
         GitSource(repo).commit(None, "0" * 40)
+
+
+def test_git_merged_commits_counts_the_branch_and_its_earlier_days(tmp_path):
+    """A branch begun two days before the report's day and merged on it: 3 commits, 2 of earlier days."""
+    repo = tmp_path / "pr"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    base = commit_file(repo, "README.md", "# PR\n", "chore: base", T0 - timedelta(days=3))
+    git(repo, "checkout", "-q", "-b", "feature")
+    for index, when in enumerate((T0 - timedelta(days=2), T0 - timedelta(seconds=1), T0 + timedelta(hours=1))):
+        commit_file(repo, f"src/f{index}.py", f"x = {index}\n", f"feat: part {index}", when)
+    git(repo, "checkout", "-q", "main")
+    first = commit_file(repo, "CHANGELOG.md", "- main\n", "docs: changelog", T0 + timedelta(minutes=30))
+    git(repo, "merge", "-q", "--no-ff", "feature", "-m", "Merge pull request #7 from octo/feature",
+        when=T0 + timedelta(hours=2))
+    source = GitSource(repo)
+    record = source.commit(None, "HEAD")
+    assert record.parents[0] == first
+
+    merged = source.merged_commits(None, record.parents[0], record.parents[1], T0)
+
+    # What git itself says: rev-list first..second, and the committer times of those commits.
+    listed = git(repo, "log", "--format=%ct", f"{record.parents[0]}..{record.parents[1]}").split()
+    assert merged == MergedCommits(len(listed), sum(int(stamp) < T0.timestamp() for stamp in listed)) \
+        == MergedCommits(3, 2)
+    assert source.merged_commits(None, record.parents[0], record.parents[1], T0 + timedelta(days=1)).earlier == 3
+    assert source.merged_commits(None, record.parents[1], base, T0) == MergedCommits(0, 0)
+    assert source.requests == 0
+    with pytest.raises(SourceError, match="not found"):
+        source.merged_commits(None, record.parents[0], "0" * 40, T0)
+    with pytest.raises(SourceError, match="not found"):
+        source.merged_commits(None, "--all", record.parents[1], T0)
+
+
+def test_merged_commits_are_stored_with_the_record_and_old_records_load():
+    """CommitRecord keeps what a merge brings through to_dict/from_dict; records stored before it load."""
+    record = CommitRecord(sha="a" * 40, author_name="A", author_login=None, committed_at=T0, message="Merge",
+                          html_url="", parents=("b" * 40, "c" * 40), merged=MergedCommits(7, 5))
+    data = record.to_dict()
+    assert data["merged"] == {"count": 7, "earlier": 5}
+    assert CommitRecord.from_dict(data).merged == MergedCommits(7, 5)
+    old = {k: v for k, v in data.items() if k != "merged"}
+    assert CommitRecord.from_dict(old).merged is None
+    assert "merged" not in CommitRecord.from_dict(old).to_dict()  # a commit without it keeps its old shape
+    for bad in ({"count": -1}, {"count": "7"}, {"count": 2, "earlier": 3}, {"count": True}, [7, 5]):
+        assert CommitRecord.from_dict({**data, "merged": bad}).merged is None
+    assert CommitRecord.from_dict({**data, "merged": {"count": 300, "earlier": None}}).merged == MergedCommits(300)

@@ -113,6 +113,20 @@ CATALOG: dict[str, dict[str, str]] = {
     "report.merge_note": {"en": "🔀 Merge commit: listed, not analysed.", "zh": "🔀 合并提交：仅列出，不做分析。"},
     "report.merge_pull_request": {"en": " It merges {link}.", "zh": "合并了{link}。"},
     "report.pull_request": {"en": "pull request #{n}", "zh": "拉取请求 #{n}"},
+    # What a merge brings (its second parent's commits that its first parent lacks), and how many of
+    # them were committed before the report's day: "brings 7 commits, 5 from earlier days".
+    "report.merge_brings": {"en": "brings {n} commits", "zh": "带入 {n} 个提交"},
+    "report.merge_brings_one": {"en": "brings {n} commit", "zh": "带入 {n} 个提交"},
+    "report.merge_brings_none": {"en": "brings no new commits", "zh": "未带入新的提交"},
+    "report.merge_brings_earlier": {"en": "brings {n} commits, {earlier} from earlier days",
+                                    "zh": "带入 {n} 个提交，其中 {earlier} 个来自更早的日期"},
+    "report.merge_brings_earlier_one": {"en": "brings {n} commits, {earlier} from an earlier day",
+                                        "zh": "带入 {n} 个提交，其中 {earlier} 个来自更早的日期"},
+    "report.merge_brings_all_earlier": {"en": "brings {n} commits, all from earlier days",
+                                        "zh": "带入 {n} 个提交，均来自更早的日期"},
+    "report.merge_brings_one_earlier": {"en": "brings {n} commit, from an earlier day",
+                                        "zh": "带入 {n} 个提交，来自更早的日期"},
+    "report.merge_brings_sentence": {"en": " It {brings}.", "zh": "{brings}。"},
     "report.relation.reverts": {"en": "↩️ Reverts {target}.", "zh": "↩️ 撤销了 {target}。"},
     "report.relation.same_change": {
         "en": "♻️ The same change as {target} (rebased or cherry-picked), shown there.",

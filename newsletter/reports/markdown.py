@@ -16,6 +16,7 @@ from .wording import (
     change_type_label,
     failure_text,
     fallback_note,
+    merge_brings_sentence,
     no_message,
     notes,
     stats_line,
@@ -179,6 +180,7 @@ class _Renderer:
         if entry.pull_request_url:
             link = f"[{self.t('report.pull_request', n=entry.pull_request)}]({entry.pull_request_url})"
             note += self.t("report.merge_pull_request", link=link)
+        note += merge_brings_sentence(entry, self.lang)
         return self.heading(entry) + [note, "", "---", ""]
 
 

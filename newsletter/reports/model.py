@@ -113,6 +113,15 @@ class Entry:
         repo = _GITHUB_COMMIT.match(self.url or "") if number is not None else None
         return f"{repo.group(1)}/pull/{number}" if repo else None
 
+    def commit_url(self, sha: str) -> str | None:
+        """The page of another commit of this repository: this commit's URL with the other sha in place
+        of its own (GitHub, GitLab and a LOCAL web_url all end in the sha); None when it does not end so."""
+        own, other = self.sha, hex_digits(sha)
+        url = self.url
+        if not url or not own or not other or not url.endswith(own):
+            return None
+        return safe_url(url[:-len(own)] + other)
+
     @property
     def committed_at(self) -> datetime.datetime:
         """The commit time, aware, in UTC."""
@@ -141,6 +150,7 @@ class Relation:
     sha: str  # the other commit's sha (a reverted commit of an earlier day may be known by its sha only)
     anchor: str  # its anchor in this report; "" when it is not in the report
     title: str
+    url: str | None = None  # its commit page, when the noted commit's own page tells where that is
 
     @property
     def short_sha(self) -> str:
@@ -263,7 +273,8 @@ class DailyReport:
             if isinstance(patch, str) and patch and not entry.is_merge:
                 original = first_of_patch.setdefault(patch, entry)
                 if original is not entry:
-                    found[entry.sha] = Relation("same_change", original.sha, original.anchor, original.title)
+                    found[entry.sha] = Relation("same_change", original.sha, original.anchor, original.title,
+                                                original.url)
                     continue
             reverted_sha, reverted_title = facts.get("reverted_sha"), facts.get("reverted_title")
             if not (reverted_sha or reverted_title):
@@ -272,9 +283,10 @@ class DailyReport:
                 (isinstance(reverted_sha, str) and len(reverted_sha) >= SHORT_SHA and e.sha.startswith(reverted_sha.lower()))
                 or (not reverted_sha and reverted_title and e.title == plain(reverted_title)))), None)
             if target is not None:
-                found[entry.sha] = Relation("reverts", target.sha, target.anchor, target.title)
+                found[entry.sha] = Relation("reverts", target.sha, target.anchor, target.title, target.url)
             elif isinstance(reverted_sha, str) and hex_digits(reverted_sha):
-                found[entry.sha] = Relation("reverts", hex_digits(reverted_sha), "", plain(reverted_title or ""))
+                found[entry.sha] = Relation("reverts", hex_digits(reverted_sha), "", plain(reverted_title or ""),
+                                            entry.commit_url(reverted_sha))
         return found
 
     def groups(self) -> list[tuple[str, list[Entry]]]:

@@ -91,6 +91,32 @@ def unanalyzed_note(entry: Entry, lang: str) -> str:
     return t("report.merge_note" if entry.is_merge else "report.unanalyzed_note", lang)
 
 
+def merge_brings(entry: Entry, lang: str) -> str | None:
+    """What a merge brings, e.g. "brings 7 commits, 5 from earlier days"; None when it is no merge or the
+    source could not say. Days before the report's day only are "earlier": the merged commits of the
+    day itself are listed in the report on their own."""
+    merged = entry.commit.merged if entry.is_merge else None
+    if merged is None:
+        return None
+    n, earlier = merged.count, merged.earlier or 0
+    if n == 0:
+        key = "report.merge_brings_none"
+    elif earlier == 0:
+        key = "report.merge_brings_one" if n == 1 else "report.merge_brings"
+    elif earlier == n:
+        key = "report.merge_brings_one_earlier" if n == 1 else "report.merge_brings_all_earlier"
+    else:
+        key = "report.merge_brings_earlier_one" if earlier == 1 else "report.merge_brings_earlier"
+    return t(key, lang, n=n, earlier=earlier)
+
+
+def merge_brings_sentence(entry: Entry, lang: str) -> str:
+    """merge_brings as a sentence that follows the merge note (with its leading space in English); ""
+    when there is nothing to say."""
+    brings = merge_brings(entry, lang)
+    return t("report.merge_brings_sentence", lang, brings=brings) if brings else ""
+
+
 def no_message(lang: str) -> str:
     """What stands for an empty commit message."""
     return t("report.no_message", lang)

@@ -19,6 +19,32 @@ class FileChange:
 
 
 @dataclass(frozen=True)
+class MergedCommits:
+    """What a merge commit brings in: the commits reachable from its second parent and not from its first
+    (`git rev-list --count first..second`), and how many of them were committed before the day of the
+    report that lists the merge; earlier is None when the source could not list them all."""
+
+    count: int
+    earlier: int | None = None
+
+    @classmethod
+    def from_dict(cls, data: Any) -> MergedCommits | None:
+        """The stored value, or None for a missing or malformed one (a record is never lost over it)."""
+        if not isinstance(data, Mapping):
+            return None
+        count, earlier = data.get("count"), data.get("earlier")
+        if not isinstance(count, int) or not _count(count):
+            return None
+        if not (earlier is None or (_count(earlier) and earlier <= count)):
+            return None
+        return cls(count, earlier)
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+@dataclass(frozen=True)
 class CommitRecord:
     """A commit as every source reports it; committed_at is timezone-aware (UTC)."""
 
@@ -38,6 +64,9 @@ class CommitRecord:
     # Changed lines of the repository's typical commit (the median of its recent non-merge commits),
     # when the caller knows it: the analysis judges a commit's size against it. Not stored.
     typical_lines: int | None = field(default=None, compare=False)
+    # For a merge commit, what it brings in (asked of the source when the commit is first collected);
+    # None for other commits, for merges collected before it was kept, and when asking failed.
+    merged: MergedCommits | None = field(default=None, compare=False)
 
     @property
     def is_merge(self) -> bool:
@@ -52,6 +81,10 @@ class CommitRecord:
         data["committed_at"] = self.committed_at.isoformat()
         data["parents"] = list(self.parents)
         data.pop("typical_lines")
+        # Only merges carry it: other records keep the shape they always had.
+        merged = data.pop("merged")
+        if merged is not None:
+            data["merged"] = merged
         return data
 
     @classmethod
@@ -68,4 +101,5 @@ class CommitRecord:
             deletions=int(data.get("deletions") or 0),
             files=tuple(FileChange(**f) for f in data.get("files") or ()),
             facts=data.get("facts"),
+            merged=MergedCommits.from_dict(data.get("merged")),
         )

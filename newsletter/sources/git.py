@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal, overload
 
 from ..errors import RepositoryNotFound, SourceError
-from .commit import CommitRecord, FileChange
+from .commit import CommitRecord, FileChange, MergedCommits
 from .protocol import RepoInfo, check_window
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,21 @@ class GitSource:
             deletions=sum(f.deletions for f in files),
             files=files,
         )
+
+    def merged_commits(self, repo: str | None, first_parent: str, second_parent: str,
+                       before: datetime) -> MergedCommits:
+        """`git rev-list first..second`, counted, and how many of those have a committer date before `before`."""
+        if before.tzinfo is None:
+            raise ValueError("before must be a timezone-aware datetime")
+        first, second = self._commit_sha(first_parent), self._commit_sha(second_parent)
+        if first is None or second is None:
+            missing = first_parent if first is None else second_parent
+            raise SourceError(f"Commit {missing} was not found in git repository {self.path}")
+        # --timestamp: "<committer time> <sha>" per commit, so one walk gives both numbers.
+        out = self._run("rev-list", "--timestamp", second, f"^{first}", "--")
+        stamps = [int(line.split()[0]) for line in out.decode().splitlines() if line.strip()]
+        limit = before.timestamp()
+        return MergedCommits(count=len(stamps), earlier=sum(stamp < limit for stamp in stamps))
 
     def close(self) -> None:
         """Nothing to release: every git command is its own process."""

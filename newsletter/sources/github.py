@@ -23,7 +23,7 @@ import requests
 
 from ..errors import ConfigError, RepositoryNotFound, SourceError, SourceUnavailable
 from ..retry import Backoff, GaveUp, TryAgain, reset_wait, retry_after
-from .commit import CommitRecord, FileChange
+from .commit import CommitRecord, FileChange, MergedCommits
 from .protocol import RepoInfo, check_window
 
 log = logging.getLogger(__name__)
@@ -194,6 +194,34 @@ class GitHubSource:
                 raise SourceError(f"Commit {sha} was not found in GitHub repository {repo}") from None
             raise
         return _commit_record(data, f"commit {sha[:12]} of {repo}")
+
+    def merged_commits(self, repo: str, first_parent: str, second_parent: str, before: datetime) -> MergedCommits:
+        """What a merge brings, in one request: the comparison first_parent...second_parent.
+
+        `ahead_by` counts the commits reachable from the second parent and not from the first; the
+        committer dates of the listed ones (without per_page GitHub lists up to 250, unpaginated) say
+        how many are older than `before`. When GitHub lists fewer than it counts, earlier is None
+        rather than a guess: more pages would cost a request each, for a number no reader needs exact.
+        """
+        if before.tzinfo is None:
+            raise ValueError("before must be a timezone-aware datetime")
+        what = f"comparison {first_parent[:12]}...{second_parent[:12]} in {repo}"
+        path = f"{self._repo_path(repo)}/compare/{quote(first_parent)}...{quote(second_parent)}"
+        try:
+            _, data = self._get(path)
+        except _HTTPStatusError as exc:
+            if exc.status in (404, 422):
+                raise SourceError(f"GitHub cannot compare the parents of a merge in {repo}: {exc}") from None
+            raise
+        count = _pick(data, "ahead_by", int, what)
+        commits = _pick(data, "commits", list, what)
+        if count < 0:
+            raise SourceError(f"Unexpected GitHub response for {what}: ahead_by is {count}")
+        dates = [_parse_time(_pick(item, "commit.committer.date", str, what), what) for item in commits]
+        if len(dates) < count:
+            log.info("GitHub listed %d of the %d commits of %s; earlier days not counted", len(dates), count, what)
+            return MergedCommits(count=count, earlier=None)
+        return MergedCommits(count=count, earlier=min(count, sum(moment < before for moment in dates)))
 
     # -- HTTP ----------------------------------------------------------------------------
 

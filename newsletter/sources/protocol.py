@@ -4,10 +4,11 @@
     shas = source.new_commit_shas(repo, info.head_sha, watermark)    # since the last report
     shas = source.day_commit_shas(repo, info.default_branch, start, end)
     record = source.commit(repo, sha)                                # one CommitRecord
+    merged = source.merged_commits(repo, first, second, day_start)  # for a new merge commit only
 
 Shas come back oldest first. `requests` counts the HTTP requests a source made, so callers and
 benchmarks can check the budget: two fixed requests per repository, one list page per 100
-commits and one detail request per new commit.
+commits, one detail request per new commit and one comparison per new merge commit.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from .commit import CommitRecord
+from .commit import CommitRecord, MergedCommits
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,11 @@ class CommitSource(Protocol):
 
     def commit(self, repo: str, sha: str) -> CommitRecord:
         """One commit with its files and patches."""
+        ...
+
+    def merged_commits(self, repo: str, first_parent: str, second_parent: str, before: datetime) -> MergedCommits:
+        """What a merge brings: the commits reachable from second_parent and not from first_parent, and how
+        many of them have a committer date before `before` (the report day's start). One request at most."""
         ...
 
     def close(self) -> None:

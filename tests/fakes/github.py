@@ -48,6 +48,7 @@ SECONDARY_RATE_LIMIT_MESSAGE = (
     "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
 )
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
+COMPARE_UNPAGINATED = 250  # commits a comparison lists when asked without per_page or page
 
 
 @dataclass(frozen=True)
@@ -695,8 +696,12 @@ class FakeGitHub(LoopbackServer):
             status = "behind"
         else:
             status = "diverged"
-        # Without per_page GitHub returns up to 250 commits on one page.
-        page, headers = self._page(ahead, path, query, default=250, maximum=250)
+        if "per_page" in query or "page" in query:
+            page, headers = self._page(ahead, path, query, default=250, maximum=250)
+        else:
+            # Without pagination parameters GitHub lists up to 250 commits and sends no Link header;
+            # ahead_by and total_commits still count them all.
+            page, headers = ahead[:COMPARE_UNPAGINATED], {}
         files: list[dict[str, Any]] = []
         if query.get("page", "1") == "1":
             for sha in ahead:
