@@ -1,15 +1,21 @@
-"""The daily run as RQ jobs: one per watched repository, then a follow-up once all finished or failed."""
+"""The scheduler's tick and the daily run as RQ jobs.
+
+tick (every hour, at INGEST_CRON's minutes): ingest if due, start the due daily run (one job per
+watched repository, then a follow-up once all finished or failed), then plan the emails due and
+enqueue their batches on the email queue (newsletter/tick.py does the same in the foreground).
+"""
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 from rq import Queue
 from rq.job import Dependency
 
+from newsletter import tick as clock_tick
 from newsletter.models import RunStatus
-from newsletter.reports import days, run, store
+from newsletter.reports import ingest, run, store
 
 from .context import job_session, redis_connection
 from .deliver import start_delivery
@@ -24,16 +30,22 @@ DAY = 24 * 3600
 RESUME_DAYS = 7
 
 
-def tick() -> str:
-    """The cron entry: start the daily run if DIGEST_CRON fired in DIGEST_TIMEZONE just now, after
-    resuming any recent run that failed or went stale."""
+def tick(now_iso: str | None = None) -> str:
+    """The cron entry: ingest if INGEST_CRON fired, start (or resume) the due daily runs, then plan
+    and enqueue the emails due now."""
+    now = datetime.fromisoformat(now_iso) if now_iso else datetime.now(UTC)
     with job_session() as (config, session):
-        day = days.due_report_date(config["DIGEST_CRON"], config["DIGEST_TIMEZONE"], datetime.now(UTC))
-        if day is None:
-            return "not due"
-        behind = run.unfinished_days(session, day - timedelta(days=RESUME_DAYS), run.run_lease(config))
-    messages = [start_daily(d.isoformat(), trigger="cron") for d in behind if d != day]
-    return "; ".join([*messages, start_daily(day.isoformat(), trigger="cron")])
+        services = run.make_services(config)
+        try:
+            fire = ingest.last_fire(config["INGEST_CRON"], config["DIGEST_TIMEZONE"], now)
+            ingested = ingest.ingest(session, services, now, due_at=fire)
+        finally:
+            services.close()
+        behind = clock_tick.days_to_build(session, config, now)
+    messages = [f"ingested {ingested['new_commits']} new commits" if ingested else "ingestion not due"]
+    messages += [start_daily(d.isoformat(), trigger="cron") for d in behind]
+    messages.append(start_delivery(now.isoformat()))
+    return "; ".join(messages)
 
 
 def start_daily(day_iso: str | None = None, trigger: str = "manual") -> str:
@@ -88,13 +100,12 @@ def process_repository(repo_run_id: int) -> str:
 
 
 def finish_daily(run_id: int) -> dict[str, Any]:
-    """Close the run; once it is done, start the email fan-out for its date."""
+    """Close the run (emails do not wait for it: they follow each subscriber's clock)."""
     with job_session() as (_config, session):
         summary = run.close_run(session, run_id)
     if summary["status"] != RunStatus.DONE.value:
-        log.error("daily run %s is not done (%s); its emails wait until a rerun completes it",
+        log.error("daily run %s is not done (%s); a rerun or the next tick resumes it",
                   summary["date"], summary["error"])
         return summary
     log.info("daily run %s done: %s", summary["date"], summary)
-    summary["delivery"] = start_delivery(summary["date"])
     return summary

@@ -1,6 +1,6 @@
 """The email fan-out as RQ jobs on the `email` queue: bounded batches, each sent once.
 
-start_delivery plans a day and enqueues its batches; sweep, run by the scheduler every
+start_delivery plans the emails due at an instant and enqueues their batches; sweep, run by the scheduler every
 DELIVERY_SWEEP_SECONDS, recovers rows a killed worker left behind, retries rows whose retry time
 has come and enqueues every batch still holding due pending rows whose job is gone. A batch's
 last job id is kept in Redis, so neither enqueues a batch whose job is still queued or running.
@@ -12,7 +12,7 @@ import socket
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import redis
@@ -34,15 +34,14 @@ DEFAULT_SWEEP_SECONDS = 60  # DELIVERY_SWEEP_SECONDS
 _BATCH_JOB = "repo-daily:delivery-batch:{day}:{batch}"  # the id of the job last enqueued for a batch
 
 
-def start_delivery(day_iso: str) -> str:
-    """Plan the day's deliveries and enqueue one job per batch still holding due pending rows."""
-    day = date.fromisoformat(day_iso)
+def start_delivery(now_iso: str | None = None) -> str:
+    """Plan the emails due at now (default: the current time) and enqueue one job per batch still
+    holding due pending rows."""
+    now = datetime.fromisoformat(now_iso) if now_iso else None
     with job_session() as (config, session):
-        planned = fanout.prepare(session, config, make_mailer(config), day)
-        if not planned.ready:
-            return f"{day_iso}: the daily run is not done; its emails wait"
-        enqueued = enqueue_batches(config, {day: planned.batches})
-    return f"{day_iso}: {planned.created} deliveries planned, {enqueued} batches enqueued"
+        planned = fanout.prepare(session, config, make_mailer(config), now)
+        enqueued = enqueue_batches(config, planned.batches)
+    return f"{planned.now.isoformat()}: {planned.created} emails planned, {enqueued} batches enqueued"
 
 
 def sweep() -> str:

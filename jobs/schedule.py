@@ -1,8 +1,9 @@
 """The schedule, as data: the file `rq cron` loads (`newsletter scheduler` does it for you).
 
-ENTRIES, by cron: a tick that starts the daily run when DIGEST_CRON fires in DIGEST_TIMEZONE. The
-expression given to rq is widened so it fires at those moments whichever zone rq reads it in
-(UTC for rq 2.x, the process's local time for rq 3.x); the tick itself checks the real one.
+ENTRIES, by cron: the tick (jobs.daily.tick), every hour at INGEST_CRON's minutes: it ingests when
+INGEST_CRON fired, builds the daily reports when DIGEST_CRON fired, and plans and sends the emails
+whose slot has come. The expression given to rq is widened so it fires at those minutes whichever
+zone rq reads it in (UTC for rq 2.x, the process's local time for rq 3.x); the tick checks the real ones.
 
 INTERVAL_ENTRIES, every so many seconds (and once as soon as the scheduler starts): the delivery
 sweep (jobs.deliver.sweep), which retries emails whose retry time has come and finishes a
@@ -48,8 +49,9 @@ ENTRIES: list[_Entry] = [
     {
         "func": tick,
         "queue_name": "default",
-        "cron": days.rq_cron_expression(_config["DIGEST_CRON"], _config["DIGEST_TIMEZONE"], _evaluator_zone()),
-        "name": "daily-digest-tick",
+        "cron": days.rq_cron_expression(days.hourly(_config["INGEST_CRON"]), _config["DIGEST_TIMEZONE"],
+                                        _evaluator_zone()),
+        "name": "hourly-tick",
     },
 ]
 

@@ -27,11 +27,23 @@ def run_migrations_online() -> None:
 
 
 def _run(connection) -> None:
-    # render_as_batch lets ALTER TABLE migrations run on SQLite as well as PostgreSQL.
-    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
-                      compare_type=True)
-    with context.begin_transaction():
-        context.run_migrations()
+    # SQLite alters a table by rebuilding it (copy, drop, rename): with foreign keys enforced,
+    # dropping the old table would delete its children through ON DELETE CASCADE. The pragma only
+    # takes effect outside a transaction, so it is set before the migrations' transaction begins.
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()
+    try:
+        # render_as_batch lets ALTER TABLE migrations run on SQLite as well as PostgreSQL.
+        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
+                          compare_type=True)
+        with context.begin_transaction():
+            context.run_migrations()
+    finally:
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            connection.commit()
 
 
 if context.is_offline_mode():

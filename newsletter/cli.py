@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import time
-from datetime import date, datetime
+from datetime import UTC, datetime
 from email import message_from_bytes
 from email import policy as email_policy
 from pathlib import Path
@@ -31,18 +31,21 @@ from jobs.daily import start_daily
 from jobs.deliver import start_delivery
 
 from . import create_app, db
+from . import tick as clock_tick
+from .clock import WEEKDAYS, clock_line
 from .config import ROOT
 from .delivery import fanout
 from .delivery.confirmations import send_confirmation
 from .delivery.mailers import make_mailer
 from .demo import run_demo
+from .email.digest import localize_times
 from .errors import NewsletterError, ValidationError
 from .models import RunStatus
-from .reports import days, run, store
+from .reports import run, store
 from .sources.router import is_local_repository
 from .subscribers import subscriptions
 from .subscribers.smtputf8 import Smtputf8Support
-from .subscribers.validation import parse_repo, parse_repo_spec
+from .subscribers.validation import parse_repo, parse_repo_spec, parse_schedule
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 SCHEDULER_MAX_WAIT = 30.0  # seconds between two attempts to reach Redis again
@@ -98,8 +101,15 @@ def db_revision(message: str) -> None:
               help="A repository and its threshold (default medium); repeat for more.")
 @click.option("--lang", "language", type=click.Choice(["en", "zh"]), default="en", show_default=True)
 @click.option("--confirmed", is_flag=True, help="Confirm at once and send no confirmation email.")
+@click.option("--timezone", default=None, metavar="IANA-ZONE",
+              help="The subscriber's time zone (default: Asia/Shanghai for --lang zh, UTC for en).")
+@click.option("--hour", default=None, type=click.IntRange(0, 23), help="Delivery hour, local (default 8).")
+@click.option("--frequency", default=None, type=click.Choice(["daily", "weekly"]), help="Default daily.")
+@click.option("--weekday", default=None, type=click.Choice(list(WEEKDAYS)),
+              help="The weekly email's day (default mon).")
 @with_appcontext
-def subscribe_command(email: str, repos: tuple[str, ...], language: str, confirmed: bool) -> None:
+def subscribe_command(email: str, repos: tuple[str, ...], language: str, confirmed: bool, timezone: str | None,
+                      hour: int | None, frequency: str | None, weekday: str | None) -> None:
     """Subscribe EMAIL (double opt-in unless --confirmed); the operator may name private repositories."""
     database = current_app.extensions["db"]
     # No check of the repositories: the operator grants them (private and local ones too).
@@ -107,17 +117,21 @@ def subscribe_command(email: str, repos: tuple[str, ...], language: str, confirm
     signup = None
     try:
         parsed = [parse_repo_spec(spec) for spec in repos]
+        asked = (timezone, hour, frequency, weekday) != (None, None, None, None)
+        schedule = parse_schedule(language, timezone, hour, frequency, weekday) if asked else None
         with database.transaction() as session:
             if confirmed:
-                subscriber = subscriptions.subscribe_confirmed(session, email, parsed, language, smtputf8)
+                subscriber = subscriptions.subscribe_confirmed(session, email, parsed, language, smtputf8,
+                                                               schedule=schedule)
             else:
                 outcome = subscriptions.request_subscription(session, email, parsed, language, source="cli",
-                                                             smtputf8=smtputf8)
+                                                             smtputf8=smtputf8, schedule=schedule)
                 subscriber, signup = outcome.subscriber, outcome.request
     except ValidationError as exc:
         raise click.UsageError(str(exc)) from None
     if confirmed:
-        click.echo(f"{subscriber.email} confirmed: " + ", ".join(f"{r}:{t.value}" for r, t in parsed))
+        click.echo(f"{subscriber.email} confirmed: " + ", ".join(f"{r}:{t.value}" for r, t in parsed)
+                   + f"; {clock_line(subscriber)}")
     elif signup is None:
         raise click.ClickException(f"{subscriber.email} is suppressed; no confirmation email was sent.")
     else:
@@ -186,8 +200,7 @@ def run_daily_command(day: datetime | None, sync: bool, retry_fallbacks: bool) -
         click.echo(f"  failed: {name}: {error}", err=True)
     if summary["status"] != RunStatus.DONE.value:
         raise click.ClickException(f"the run for {summary['date']} is not done: {summary['error']}; "
-                                   "run it again to resume it (its emails wait until then)")
-    _echo_delivery(_deliver_now(date.fromisoformat(summary["date"])))
+                                   "run it again to resume it")
 
 
 @click.command("report")
@@ -223,51 +236,90 @@ def report_command(repo: str, day: datetime, language: str | None, fmt: str) -> 
 
 # Delivery ------------------------------------------------------------------------------------------
 
-def _deliver_now(day: date) -> dict[str, Any]:
-    config = _config()
-    return fanout.deliver_sync(_session(), config, make_mailer(config), day)
+class _Instant(click.ParamType):  # type: ignore[type-arg]
+    """An ISO-8601 instant; without an offset it is read as UTC."""
+
+    name = "ISO-8601"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            moment = value
+        else:
+            try:
+                moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+            except ValueError:
+                self.fail(f"{value!r} is not an ISO-8601 instant (e.g. 2026-03-08T13:00:00Z)", param, ctx)
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+_NOW = _Instant()
 
 
 def _echo_delivery(result: dict[str, Any]) -> None:
-    if result.get("waiting"):
-        click.echo(f"{result['date']}: the daily run is not done; its emails wait")
-        return
-    click.echo(f"{result['date']}: {result['sent']} emails sent, {result['skipped']} skipped, "
-               f"{result['failed']} failed ({result['batches']} batches, {result['requests']} requests to the "
-               f"{_config()['MAIL_BACKEND']} backend)")
+    click.echo(f"{result['now']}: {result['planned']} emails planned, {result['sent']} sent, {result['skipped']} "
+               f"skipped, {result['failed']} failed ({result['batches']} batches, {result['requests']} requests to "
+               f"the {_config()['MAIL_BACKEND']} backend; {result['retrying']} waiting for a retry)")
 
 
 @click.command("deliver")
-@click.option("--date", "day", type=_DATE, help="Report date (default: yesterday in DIGEST_TIMEZONE).")
+@click.option("--now", "now", type=_NOW, default=None,
+              help="The instant to deliver at (default: the current time); replays a time for operators.")
 @click.option("--sync", is_flag=True, help="Send in the foreground instead of enqueueing jobs on the email queue.")
+@click.option("--date", "day", type=_DATE, hidden=True)
 @with_appcontext
-def deliver_command(day: datetime | None, sync: bool) -> None:
-    """Send the day's emails to every subscriber who has not had them (reruns send nothing twice)."""
-    when = day.date() if day else days.default_report_date(_config()["DIGEST_TIMEZONE"])
+def deliver_command(now: datetime | None, sync: bool, day: datetime | None) -> None:
+    """Plan and send every email whose subscriber's slot has come and that has not gone (no ingestion;
+    reruns send nothing twice)."""
+    if day is not None:
+        raise click.UsageError("--date is gone: emails follow each subscriber's clock now; use --now, or "
+                               "`newsletter tick --now`")
     if sync:
-        _echo_delivery(_deliver_now(when))
+        config = _config()
+        _echo_delivery(fanout.deliver_sync(_session(), config, make_mailer(config), now))
     else:
-        click.echo(start_delivery(when.isoformat()))
+        click.echo(start_delivery(now.isoformat() if now else None))
+
+
+@click.command("tick")
+@click.option("--now", "now", type=_NOW, default=None,
+              help="The instant to act at (default: the current time): operators replay time, tests travel through it.")
+@with_appcontext
+def tick_command(now: datetime | None) -> None:
+    """Do in the foreground what the scheduler does at an instant: ingest if INGEST_CRON fired, build
+    the due daily reports, then plan and send every email due."""
+    config = _config()
+    summary = clock_tick.tick(_session(), config, make_mailer(config), now)
+    ingested = summary["ingest"]
+    click.echo(f"{summary['now']}: " + (f"ingested {ingested['new_commits']} new commits of "
+                                        f"{ingested['repositories']} repositories" if ingested else "ingestion not due"))
+    for report in summary["reports"]:
+        click.echo(f"  daily reports of {report['date']}: {report['ok']}/{report['repositories']} repositories")
+    _echo_delivery(summary["delivery"])
 
 
 @click.command("preview")
 @click.argument("email")
-@click.option("--date", "day", type=_DATE, help="Report date (default: yesterday in DIGEST_TIMEZONE).")
+@click.option("--now", "now", type=_NOW, default=None,
+              help="Preview the email as if planned at this instant (default: the current time).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Folder to write preview.html and preview.txt into (default: the instance folder).")
 @with_appcontext
-def preview_command(email: str, day: datetime | None, out_dir: str | None) -> None:
-    """Write the HTML and text that EMAIL's subscriber would get for --date."""
+def preview_command(email: str, now: datetime | None, out_dir: str | None) -> None:
+    """Write the HTML and text of EMAIL's next email: what is new since their last one, up to --now."""
     config = _config()
     session = _session()
-    when = day.date() if day else days.default_report_date(config["DIGEST_TIMEZONE"])
     subscriber = subscriptions.find_subscriber(session, email)
     if subscriber is None:
         raise click.ClickException(f"no subscriber {email}")
     view = fanout.subscriber_view(config, subscriber, store.private_repositories(session))
-    digest = fanout.renderer_for(session, config, when).render(view)
+    preview = fanout.preview(session, config, subscriber, now)
+    when = preview.date
+    digest = preview.renderer.render(view)
+    if digest is not None:
+        digest = localize_times(digest, subscriber.timezone)
     if digest is None:
-        click.echo(f"{subscriber.email} gets no email for {when}: nothing at or above their thresholds")
+        click.echo(f"{subscriber.email} would get no email now: nothing at or above their thresholds since "
+                   f"{preview.start.isoformat()}")
         return
     folder = Path(out_dir or Path(config["INSTANCE_PATH"]) / "preview")
     folder.mkdir(parents=True, exist_ok=True)
@@ -345,7 +397,7 @@ def demo_command(repo_path: str | None, count: int, email: str, language: str) -
 
 
 COMMANDS = (db_group, subscribe_command, run_daily_command, report_command, worker_command, scheduler_command,
-            deliver_command, preview_command, demo_command)
+            deliver_command, tick_command, preview_command, demo_command)
 
 cli = FlaskGroup(create_app=create_app, add_version_option=False, load_dotenv=False,
                  help="Repo Daily: the daily GitHub-commit newsletter.")

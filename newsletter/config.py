@@ -70,8 +70,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LLM_CONTEXT_TOKENS", "16384", "The model's context window: the prompt plus the answer must fit it, so the diff budget shrinks as needed.", "int"),
     Setting("DIFF_TOKEN_BUDGET", "6000", "Tokens of diff put into one commit's prompt; the prompt says what was cut.", "int"),
     Setting("BOT_LOGINS", "dependabot[bot],renovate[bot],github-actions[bot],pre-commit-ci[bot]", "Comma-separated logins whose commits get a one-line analysis instead of an LLM call (any login ending in [bot] counts too)."),
-    Setting("DIGEST_CRON", "0 7 * * *", "When the daily run fires (cron syntax), in DIGEST_TIMEZONE."),
-    Setting("DIGEST_TIMEZONE", "UTC", "IANA time zone of DIGEST_CRON and of report days (a report day is a calendar day in this zone)."),
+    Setting("DIGEST_CRON", "0 7 * * *", "When the daily reports (archive, feed, `newsletter report`) of the day just over are built (cron syntax), in DIGEST_TIMEZONE. Existing subscribers were migrated to its hour; emails follow each subscriber's own clock."),
+    Setting("DIGEST_TIMEZONE", "UTC", "IANA time zone of DIGEST_CRON, INGEST_CRON and of report days (a report day is a calendar day in this zone)."),
+    Setting("INGEST_CRON", "5 * * * *", "When watched repositories are fetched and their new commits analysed (cron syntax, in DIGEST_TIMEZONE); the scheduler's tick runs at these minutes every hour, and plans the emails due."),
     Setting("JOB_TIMEOUT", "1800", "Seconds an RQ repository job may run.", "int"),
     Setting("LOCAL_REPOSITORIES", "", "Local git repositories served under an owner/name: `local/app=/srv/git/app.git,team/x=/path` (self-hosted git, the demo)."),
     Setting("PUBLIC_LOCAL_REPOSITORIES", "0", "1 makes LOCAL_REPOSITORIES public: anyone may subscribe to them on the site and their archive is public. 0: like private GitHub repositories, only `newsletter subscribe` can add them and their archive answers 404.", "bool"),
@@ -137,8 +138,9 @@ def load_config(environ: Mapping[str, str] | None = None,
         ZoneInfo(config["DIGEST_TIMEZONE"])
     except (KeyError, ValueError):
         raise ConfigError(f"DIGEST_TIMEZONE {config['DIGEST_TIMEZONE']!r} is not an IANA time zone") from None
-    if not croniter.is_valid(config["DIGEST_CRON"]):
-        raise ConfigError(f"DIGEST_CRON {config['DIGEST_CRON']!r} is not a valid cron expression")
+    for name in ("DIGEST_CRON", "INGEST_CRON"):
+        if not croniter.is_valid(config[name]):
+            raise ConfigError(f"{name} {config[name]!r} is not a valid cron expression")
     if config["MAIL_BACKEND"] == "sendgrid" and not config["SENDGRID_API_KEY"]:
         raise ConfigError("MAIL_BACKEND=sendgrid needs SENDGRID_API_KEY")
     return config

@@ -14,11 +14,15 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import update
+
 from . import db
+from .clock import Clock
 from .delivery.fanout import deliver_sync
 from .delivery.mailers import OutboxMailer
-from .models import Threshold
+from .models import FetchedCommit, Threshold
 from .reports import run, store
+from .reports.days import day_bounds
 from .subscribers import subscriptions
 
 
@@ -30,6 +34,9 @@ class DemoResult:
     emails: list[Path] = field(default_factory=list)
     database_url: str = ""
     outbox: str = ""
+
+
+DEMO_HOUR = 8  # the demo subscriber's delivery hour, in DIGEST_TIMEZONE
 
 
 def commit_days(path: str, timezone: str, count: int) -> list[date]:
@@ -67,8 +74,13 @@ def run_demo(config: Mapping[str, Any], path: str, email: str, language: str, co
     outbox = Path(settings["OUTBOX_DIR"])
     before = set(outbox.glob("*.eml")) if outbox.exists() else set()
     try:
+        clock = Clock(settings["DIGEST_TIMEZONE"], DEMO_HOUR)
         with database.transaction() as session:
-            subscriptions.subscribe_confirmed(session, email, [(name, Threshold.LOW)], language)
+            subscriber = subscriptions.subscribe_confirmed(
+                session, email, [(name, Threshold.LOW)], language,
+                schedule={"timezone": clock.timezone, "hour": clock.hour, "frequency": "daily", "weekday": 0})
+            if result.days:  # confirmed the day before the first email, so every day has one
+                subscriber.confirmed_at = clock.slot_on(result.days[0]) - timedelta(hours=1)
         session = database.session()
         # "Now" is two days after the last day, so every day is a backfill of its own commits
         # (the newest one may be today, which a real run would not report yet).
@@ -80,7 +92,14 @@ def run_demo(config: Mapping[str, Any], path: str, email: str, language: str, co
             assert repository is not None
             report = store.reports_of_day(session, repository, day)[language]
             result.reports[day] = {key: report.counts()[key] for key in ("total", "high", "medium", "low")}
-            deliver_sync(session, settings, mailer, day)
+            # Replayed time: the day's commits count as first seen as the day ended, and the
+            # subscriber's email goes at their hour the next morning, covering them.
+            slot = clock.slot_on(day + timedelta(days=1))
+            session.execute(update(FetchedCommit).where(
+                FetchedCommit.repository_id == repository.id, FetchedCommit.report_date == day)
+                .values(first_seen_at=min(slot, day_bounds(day, clock.timezone)[1].astimezone(UTC))))
+            session.commit()
+            deliver_sync(session, settings, mailer, slot)
     finally:
         services.close()
         database.dispose()

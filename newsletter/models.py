@@ -61,6 +61,13 @@ class Threshold(str, enum.Enum):
         return {"high": 3, "medium": 2, "low": 1}[self.value]
 
 
+class Frequency(str, enum.Enum):
+    """How often a subscriber gets an email: every day, or once a week on their weekday."""
+
+    DAILY = "daily"
+    WEEKLY = "weekly"
+
+
 class Subscriber(Base):
     __tablename__ = "subscriber"
 
@@ -74,6 +81,17 @@ class Subscriber(Base):
     language: Mapped[str] = mapped_column(String(5), nullable=False, default="en")
     paused: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     send_empty: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # Their clock (clock.py): the email goes at `hour` o'clock in `timezone` (an IANA name),
+    # every day, or on `weekday` (0 Monday .. 6 Sunday) for a weekly email.
+    timezone: Mapped[str] = mapped_column(String(64), nullable=False, default="UTC", server_default="UTC")
+    hour: Mapped[int] = mapped_column(Integer, nullable=False, default=8, server_default="8")
+    frequency: Mapped[Frequency] = mapped_column(_enum(Frequency, "frequency"), nullable=False,
+                                                 default=Frequency.DAILY, server_default="daily")
+    weekday: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    # When the planner next needs to look at this subscriber: their next slot (or None: recompute, set
+    # whenever the clock changes). Only an index of the planner's work; the unique keys of Delivery
+    # are what make each email go once.
+    next_slot_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     unsubscribed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -123,6 +141,8 @@ class SignupRequest(Base):
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"), nullable=False, index=True)
     repos: Mapped[list[list[str]]] = mapped_column(JSON, nullable=False)  # [[repo, threshold], ...]
     language: Mapped[str] = mapped_column(String(5), nullable=False)
+    # The clock asked for ({"timezone", "hour", "frequency", "weekday"}); applied on confirmation.
+    schedule: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     source: Mapped[str] = mapped_column(String(20), nullable=False, default="web")  # web | cli
@@ -151,6 +171,8 @@ class Repository(Base):
     # no public archive and reach only subscribers the operator granted them to.
     private: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
     last_error: Mapped[str | None] = mapped_column(Text)
+    # errors.FAILURE_KINDS of last_error: what readers are told (never the error text).
+    last_error_kind: Mapped[str | None] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
 
 
@@ -168,6 +190,10 @@ class FetchedCommit(Base):
     record: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     # The report day this commit belongs to; set once, so no commit appears in two reports.
     report_date: Mapped[date | None] = mapped_column(Date, index=True)
+    # When the service first saw it (the fetch that stored it): what a reader's email window selects on,
+    # so a late push with an old commit date still reaches the next email, and no email repeats it.
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow,
+                                                    index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
 
 
@@ -273,6 +299,23 @@ class DailyRun(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class IngestRun(Base):
+    """One hourly ingestion (INGEST_CRON): fetch and analyse every watched repository's new commits.
+
+    due_at is the INGEST_CRON fire time it serves, unique, so a second tick for the same fire does nothing.
+    """
+
+    __tablename__ = "ingest_run"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, unique=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    repositories: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    new_commits: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    failed: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
 class RepoRunStatus(str, enum.Enum):
     PENDING = "pending"
     OK = "ok"
@@ -319,14 +362,25 @@ class DeliveryStatus(str, enum.Enum):
 
 
 class Delivery(Base):
-    """One subscriber's email of one report date: the unique key makes every send happen once."""
+    """One subscriber's email at one of their slots: the unique keys make every send happen once.
+
+    slot: the instant of the subscriber's delivery hour this email is for (clock.py);
+    date: that instant's calendar date in the subscriber's zone (one email per local day at most),
+        also the namespace of the fan-out's batch numbers.
+    window_start, window_end: the email holds the commits first seen in (window_start, window_end];
+        window_end is the instant the email was planned, and the next email's window starts there.
+    """
 
     __tablename__ = "delivery"
-    __table_args__ = (UniqueConstraint("subscriber_id", "date", name="uq_delivery_subscriber_date"),)
+    __table_args__ = (UniqueConstraint("subscriber_id", "date", name="uq_delivery_subscriber_date"),
+                      UniqueConstraint("subscriber_id", "slot", name="uq_delivery_subscriber_slot"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"), nullable=False)
     date: Mapped[date] = mapped_column(Date, nullable=False, index=True)
+    slot: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    window_end: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     status: Mapped[DeliveryStatus] = mapped_column(_enum(DeliveryStatus, "delivery_status"), nullable=False,
                                                    default=DeliveryStatus.PENDING, index=True)
     batch: Mapped[int | None] = mapped_column(Integer)  # fan-out batch number within the date

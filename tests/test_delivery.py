@@ -53,6 +53,16 @@ def _report_day(app, session):
     run.run_sync(session, run.make_services(app.config), SEED_DATE)
 
 
+def _later():
+    """A day from now: every subscriber made by a test has had a slot since, and the seed day's commits,
+    first seen by the run just made, are in the window of that first email."""
+    return utcnow() + timedelta(days=1)
+
+
+def _deliver(session, config, mailer, now=None):
+    return fanout.deliver_sync(session, config, mailer, now or _later())
+
+
 def _statuses(session):
     session.expire_all()
     return Counter(d.status.value for d in session.scalars(select(Delivery)))
@@ -119,7 +129,7 @@ def test_every_active_subscriber_gets_one_email_once(app, session, outbox):
     subscriptions.request_subscription(session, "pending@example.com", [(SEED_REPO, Threshold.LOW)], "en")
     session.commit()
     _report_day(app, session)
-    result = fanout.deliver_sync(session, app.config, make_mailer(app.config), SEED_DATE)
+    result = _deliver(session, app.config, make_mailer(app.config))
     assert result["sent"] == 2 and result["planned"] == 2
     messages = {m["To"]: m for m in outbox.messages()}
     assert set(messages) == {"high@example.com", "all@example.com"}
@@ -127,18 +137,19 @@ def test_every_active_subscriber_gets_one_email_once(app, session, outbox):
     assert "event plane apis" in high and "incremental build" not in high  # medium commit filtered out
     assert "本日共 15 个提交" in body_text(messages["all@example.com"])
     # A rerun sends nothing twice.
-    again = fanout.deliver_sync(session, app.config, make_mailer(app.config), SEED_DATE)
+    again = _deliver(session, app.config, make_mailer(app.config))
     assert again["sent"] == 0 and len(outbox.messages()) == 2
 
 
 def test_email_headers_and_one_click_from_the_real_header(app, session, outbox, client):
     subscriber(session, "reader@example.com", threshold="medium")
     _report_day(app, session)
-    fanout.deliver_sync(session, app.config, make_mailer(app.config), SEED_DATE)
+    _deliver(session, app.config, make_mailer(app.config))
     message = outbox.last()
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message["List-Id"].startswith("Repo Daily <")
-    assert message["Subject"].startswith("[Repo Daily] 2026-01-24")
+    # Dated the day of the email in the reader's zone (their slot's local date).
+    assert message["Subject"].startswith(f"[Repo Daily] {session.scalars(select(Delivery)).one().date}")
     url = message["List-Unsubscribe"].split("<", 1)[1].split(">", 1)[0]
     assert "/unsubscribe/" in url
     assert "/preferences/" in body_html(message) and "/preferences/" in body_text(message)
@@ -157,7 +168,7 @@ def test_nothing_at_threshold_means_no_email_unless_asked(app, session, outbox, 
     session.commit()
     github.add_repo("rq/rq")
     _report_day(app, session)
-    result = fanout.deliver_sync(session, app.config, make_mailer(app.config), SEED_DATE)
+    result = _deliver(session, app.config, make_mailer(app.config))
     assert result["sent"] == 1 and result["skipped"] == 1
     assert [m["To"] for m in outbox.messages()] == ["loud@example.com"]
     assert quiet.id in {d.subscriber_id for d in session.scalars(select(Delivery).where(
@@ -171,7 +182,7 @@ def test_sendgrid_batches_identical_content_with_per_recipient_links(app, sessio
     _report_day(app, session)
     with FakeSendGrid() as fake:
         mailer = SendGridMailer(fake.api_key, "Repo Daily <news@example.com>", host=fake.url, sleep=lambda _s: None)
-        result = fanout.deliver_sync(session, app.config, mailer, SEED_DATE)
+        result = _deliver(session, app.config, mailer)
         bodies = fake.requests
     assert result["sent"] == 7 and len(bodies) == 3  # three distinct contents, one request each
     batch = next(b for b in bodies if len(b["personalizations"]) == 5)
@@ -228,7 +239,7 @@ def _assert_no_secret_near_evil(app, reader, content):
 
 def test_placeholder_lookalikes_in_commit_text_stay_literal_in_the_outbox(app, session, outbox, github):
     (reader,) = _evil_day(app, session, github, "victim@example.com")
-    result = fanout.deliver_sync(session, app.config, make_mailer(app.config), SEED_DATE)
+    result = _deliver(session, app.config, make_mailer(app.config))
     assert result["sent"] == 1
     message = outbox.last()
     for content in (body_html(message), body_text(message)):
@@ -243,7 +254,7 @@ def test_placeholder_lookalikes_in_commit_text_stay_literal_at_sendgrid(app, ses
     readers = _evil_day(app, session, github, "victim@example.com", "other@example.com")
     with FakeSendGrid() as fake:
         mailer = SendGridMailer(fake.api_key, "news@example.com", host=fake.url, sleep=lambda _s: None)
-        result = fanout.deliver_sync(session, app.config, mailer, SEED_DATE)
+        result = _deliver(session, app.config, mailer)
         bodies = fake.requests
     # Identical content: one request; the reader's address in the commit text is not templated away.
     assert result["sent"] == 2 and len(bodies) == 1
@@ -269,7 +280,7 @@ def test_sendgrid_retries_429_and_5xx_and_isolates_a_4xx_batch(app, session):
         fake.fail_next(503)
         fake.fail_next(400)  # after the retries, one batch is refused for good
         mailer = SendGridMailer(fake.api_key, "news@example.com", host=fake.url, sleep=waits.append, backoff=0.5)
-        result = fanout.deliver_sync(session, app.config, mailer, SEED_DATE)
+        result = _deliver(session, app.config, mailer)
         assert fake.attempts == 4 and len(fake.requests) == 1
     assert waits == [3.0, 1.0]
     assert result["sent"] == 1 and result["failed"] == 1
@@ -293,7 +304,7 @@ def test_smtp_delivery_to_a_real_server(app, session):
         subscriber(session, "smtp2@example.com", threshold="high")
         _report_day(app, session)
         mailer = make_mailer({**app.config, "MAIL_BACKEND": "smtp", "SMTP_URL": f"smtp://127.0.0.1:{port}"})
-        result = fanout.deliver_sync(session, app.config, mailer, SEED_DATE)
+        result = _deliver(session, app.config, mailer)
     finally:
         controller.stop()
     assert result["sent"] == 2 and sorted(received) == ["smtp1@example.com", "smtp2@example.com"]
@@ -305,15 +316,15 @@ def test_batches_keep_identical_contents_together(app, session):
     for i in range(5):
         subscriber(session, f"y{i}@example.com", threshold="high")
     _report_day(app, session)
-    planned = planning.plan(session, SEED_DATE, batch_size=4, chunk=3)
+    planned = planning.plan(session, _later(), batch_size=4, chunk=3)
     rows = list(session.scalars(select(Delivery)))
     by_key = {}
     for row in rows:
         by_key.setdefault(row.content_key, set()).add(row.batch)
     # A content key spans batches only in whole chunks of 3: 7 → 3+3+1 at most three batches.
     assert all(len(batches) <= 3 for batches in by_key.values())
-    assert len(planned.batches) == len({r.batch for r in rows})
-    assert planning.plan(session, SEED_DATE).created == 0
+    assert planned.batch_count == len({r.batch for r in rows})
+    assert planning.plan(session, _later()).created == 0
 
 
 def _free_port() -> int:
@@ -405,7 +416,7 @@ def test_killed_worker_neither_loses_nor_repeats(app, session, redis_url):
             subscriber(session, f"k{i:02d}@example.com", threshold="low" if i % 2 else "medium")
         _report_day(app, session)
         env = _process_env(app, MAIL_BACKEND="smtp", SMTP_URL=f"smtp://127.0.0.1:{port}", DELIVERY_BATCH_SIZE="8")
-        started = subprocess.run([*CLI, "deliver", "--date", SEED_DATE.isoformat()], env=env,
+        started = subprocess.run([*CLI, "deliver", "--now", _later().isoformat()], env=env,
                                  capture_output=True, text=True, timeout=60)
         assert started.returncode == 0 and "5 batches enqueued" in started.stdout, started.stderr
         worker = _start(app, env, "worker", "worker", "email")
@@ -444,7 +455,7 @@ def test_killed_worker_with_a_sendgrid_request_in_flight(app, session, redis_url
         fake.hang_next(count=1, after=2)
         env = _process_env(app, MAIL_BACKEND="sendgrid", SENDGRID_API_KEY=fake.api_key, SENDGRID_API_HOST=fake.url,
                            SENDGRID_TIMEOUT="120", DELIVERY_BATCH_SIZE="16")
-        started = subprocess.run([*CLI, "deliver", "--date", SEED_DATE.isoformat()], env=env,
+        started = subprocess.run([*CLI, "deliver", "--now", _later().isoformat()], env=env,
                                  capture_output=True, text=True, timeout=60)
         assert started.returncode == 0 and "3 batches enqueued" in started.stdout, started.stdout + started.stderr
         worker = _start(app, env, "worker", "worker", "email")
@@ -470,26 +481,27 @@ def test_unused_date_has_no_deliveries(app, session):
     assert rows.summary(session, date(2026, 1, 1))["sent"] == 0
 
 
-# The day's run must be done before its emails go -----------------------------------------------------
+# Emails follow each reader's clock, not the daily reports ---------------------------------------------
 
-def test_emails_wait_until_the_daily_run_is_done(app, session, outbox, runner):
+def test_emails_hold_what_was_fetched_whatever_the_daily_run(app, session, outbox, runner):
+    """A daily report still being built does not hold emails back: an email holds the commits first
+    seen in its window, analysed or not. deliver --date is gone, with a message saying what replaced it."""
     subscriber(session, "early@example.com")
     _report_day(app, session)
-    # A repository job of the day is still at work: the reports so far are not the whole day.
     session.execute(update(DailyRun).where(DailyRun.date == SEED_DATE).values(status=RunStatus.RUNNING))
     session.commit()
-    result = fanout.deliver_sync(session, app.config, make_mailer(app.config), SEED_DATE)
-    assert result["waiting"] is True and result["planned"] == result["sent"] == result["skipped"] == 0
-    assert session.scalars(select(Delivery)).all() == [] and outbox.messages() == []
+    before = _deliver(session, app.config, make_mailer(app.config), utcnow())
+    assert before["planned"] == 0 and outbox.messages() == []  # confirmed just now: the first slot is ahead
+    done = _deliver(session, app.config, make_mailer(app.config))
+    assert done["planned"] == done["sent"] == 1 and len(outbox.messages()) == 1
+    row = session.scalars(select(Delivery)).one()
+    assert rows.aware(row.window_end) > rows.aware(row.slot) > rows.aware(row.window_start)
     with app.app_context():
-        assert start_delivery(SEED_DATE.isoformat()) == "2026-01-24: the daily run is not done; its emails wait"
+        assert "0 emails planned" in start_delivery(_later().isoformat())
     printed = runner.invoke(args=["deliver", "--date", "2026-01-24", "--sync"])
-    assert printed.exit_code == 0 and printed.output.strip() == "2026-01-24: the daily run is not done; its emails wait"
-    assert session.scalars(select(Delivery)).all() == []
-    session.execute(update(DailyRun).where(DailyRun.date == SEED_DATE).values(status=RunStatus.DONE))
-    session.commit()
-    done = fanout.deliver_sync(session, app.config, make_mailer(app.config), SEED_DATE)
-    assert done["waiting"] is False and done["sent"] == 1 and len(outbox.messages()) == 1
+    assert printed.exit_code != 0 and "--date is gone" in printed.output
+    again = runner.invoke(args=["deliver", "--sync", "--now", _later().isoformat()])
+    assert again.exit_code == 0 and "0 emails planned, 0 sent" in again.output, again.output
 
 
 def test_a_subscriber_whose_repositories_have_no_report_is_told_apart(app, session, outbox):
@@ -497,11 +509,11 @@ def test_a_subscriber_whose_repositories_have_no_report_is_told_apart(app, sessi
     _report_day(app, session)
     # Subscribed after the day's run: their repository has no report for that day.
     subscriber(session, "late@example.com", ("newly/watched", "low"))
-    result = fanout.deliver_sync(session, app.config, make_mailer(app.config), SEED_DATE)
+    result = _deliver(session, app.config, make_mailer(app.config))
     assert result["skipped"] == 1 and result["sent"] == 1
     late = _rows(session)["late@example.com"]
     assert late.status is DeliveryStatus.SKIPPED
-    assert late.error == "no report for their repositories on 2026-01-24"
+    assert late.error == "their repositories have not been fetched yet"
 
 
 # List-Unsubscribe on the wire ---------------------------------------------------------------------
@@ -539,7 +551,7 @@ def _assert_raw_list_headers(raw: bytes, unsubscribe_url: str, secret: str) -> N
 def test_list_unsubscribe_is_raw_ascii_in_the_eml(news_config, app, session, outbox):
     reader = subscriber(session, "reader@example.com", threshold="high")
     _report_day(app, session)
-    assert fanout.deliver_sync(session, app.config, make_mailer(app.config), SEED_DATE)["sent"] == 1
+    assert _deliver(session, app.config, make_mailer(app.config))["sent"] == 1
     (path,) = sorted(outbox.directory.glob("*.eml"))
     url = links.unsubscribe_url(app.config, reader)
     assert url.startswith("https://news.example.com/unsubscribe/") and len(url) > 100
@@ -550,7 +562,7 @@ def test_list_unsubscribe_is_raw_ascii_on_the_smtp_wire(news_config, app, sessio
     reader = subscriber(session, "reader@example.com", threshold="high")
     _report_day(app, session)
     with smtp_sink() as (sink, port):
-        assert fanout.deliver_sync(session, app.config, _smtp_mailer(app, port), SEED_DATE)["sent"] == 1
+        assert _deliver(session, app.config, _smtp_mailer(app, port))["sent"] == 1
     (raw,) = sink.raw
     _assert_raw_list_headers(raw, links.unsubscribe_url(app.config, reader), app.config["SECRET_KEY"])
 
@@ -562,7 +574,7 @@ def test_smtp_outage_leaves_every_email_for_a_later_deliver(app, session):
         subscriber(session, f"o{i}@example.com")
     _report_day(app, session)
     port = _free_port()  # nothing listens: connection refused
-    first = fanout.deliver_sync(session, app.config, _smtp_mailer(app, port), SEED_DATE)
+    first = _deliver(session, app.config, _smtp_mailer(app, port))
     assert (first["sent"], first["failed"], first["retrying"]) == (0, 0, 6)
     rows = _rows(session).values()
     now = utcnow()
@@ -573,12 +585,12 @@ def test_smtp_outage_leaves_every_email_for_a_later_deliver(app, session):
     # The server is down: once it refused one email, the rest of the batch waits without trying it.
     assert sum(r.attempts for r in rows) == 1
     # Too early: a rerun leaves them waiting.
-    early = fanout.deliver_sync(session, app.config, _smtp_mailer(app, port), SEED_DATE)
+    early = _deliver(session, app.config, _smtp_mailer(app, port))
     assert early["sent"] == 0 and early["retrying"] == 6
     assert sum(r.attempts for r in _rows(session).values()) == 1
     with smtp_sink(port) as (sink, _port):
         _time_passes(session)
-        later = fanout.deliver_sync(session, app.config, _smtp_mailer(app, port), SEED_DATE)
+        later = _deliver(session, app.config, _smtp_mailer(app, port))
     assert (later["sent"], later["failed"], later["retrying"]) == (6, 0, 0)
     assert sorted(sink.received) == [f"o{i}@example.com" for i in range(6)]
     assert all(r.status is DeliveryStatus.SENT and r.next_attempt_at is None for r in _rows(session).values())
@@ -594,13 +606,13 @@ def test_sendgrid_outage_past_the_in_request_retries_is_retried_later(app, sessi
     with FakeSendGrid() as fake:
         fake.fail_next(500, count=6)  # 1 + 5 retries, about 31 s of backoff in production
         mailer = SendGridMailer(fake.api_key, "news@example.com", host=fake.url, sleep=lambda _s: None)
-        first = fanout.deliver_sync(session, app.config, mailer, SEED_DATE)
+        first = _deliver(session, app.config, mailer)
         # One request's retries tell the backend is down: the other batch waits without trying.
         assert (first["batches"], first["sent"], first["failed"], first["retrying"]) == (2, 0, 0, 5)
         assert fake.attempts == 6
-        assert fanout.deliver_sync(session, app.config, mailer, SEED_DATE)["sent"] == 0 and fake.attempts == 6
+        assert _deliver(session, app.config, mailer)["sent"] == 0 and fake.attempts == 6
         _time_passes(session)
-        later = fanout.deliver_sync(session, app.config, mailer, SEED_DATE)
+        later = _deliver(session, app.config, mailer)
         assert later["sent"] == 5 and len(fake.requests) == 2
         assert sorted(fake.recipients()) == ["s0@example.com", "s1@example.com", "s2@example.com",
                                              "t0@example.com", "t1@example.com"]
@@ -610,12 +622,12 @@ def test_transient_failures_end_failed_after_the_retry_window(app, session):
     subscriber(session, "far@example.com")
     _report_day(app, session)
     port = _free_port()
-    assert fanout.deliver_sync(session, app.config, _smtp_mailer(app, port), SEED_DATE)["retrying"] == 1
+    assert _deliver(session, app.config, _smtp_mailer(app, port))["retrying"] == 1
     # A day later (DELIVERY_RETRY_HOURS, 24 by default) the server is still down.
     session.execute(update(Delivery).values(created_at=utcnow() - timedelta(hours=25)))
     session.commit()
     _time_passes(session)
-    result = fanout.deliver_sync(session, app.config, _smtp_mailer(app, port), SEED_DATE)
+    result = _deliver(session, app.config, _smtp_mailer(app, port))
     assert result["failed"] == 1 and result["retrying"] == 0
     row = _rows(session)["far@example.com"]
     assert row.status is DeliveryStatus.FAILED and "refused" in row.error.lower() and "24 h" in row.error
@@ -629,7 +641,7 @@ def test_sendgrid_400_naming_one_bad_address_fails_only_that_recipient(app, sess
     with FakeSendGrid() as fake:
         fake.invalid_addresses.add("bad@example.com")  # SendGrid's own check is stricter than ours
         mailer = SendGridMailer(fake.api_key, "news@example.com", host=fake.url, sleep=lambda _s: None)
-        result = fanout.deliver_sync(session, app.config, mailer, SEED_DATE)
+        result = _deliver(session, app.config, mailer)
         assert len(fake.refusals) == 1 and len(fake.refusals[0]["personalizations"]) == 4
         assert sorted(fake.recipients()) == ["g0@example.com", "g1@example.com", "g3@example.com"]
         assert len(fake.requests) == 1
@@ -645,8 +657,8 @@ def test_smtp_refused_recipient_fails_alone_and_for_good(app, session):
         subscriber(session, address)
     _report_day(app, session)
     with smtp_sink(refuse={"gone@example.com"}) as (sink, port):
-        result = fanout.deliver_sync(session, app.config, _smtp_mailer(app, port), SEED_DATE)
-        assert fanout.deliver_sync(session, app.config, _smtp_mailer(app, port), SEED_DATE)["sent"] == 0
+        result = _deliver(session, app.config, _smtp_mailer(app, port))
+        assert _deliver(session, app.config, _smtp_mailer(app, port))["sent"] == 0
     assert (result["sent"], result["failed"], result["retrying"]) == (2, 1, 0)
     assert sorted(sink.received) == ["ok1@example.com", "ok2@example.com"]
     gone = _rows(session)["gone@example.com"]
@@ -665,7 +677,7 @@ def test_the_scheduler_sweep_retries_waiting_rows_through_rq(app, session, redis
     _report_day(app, session)
     port = _free_port()
     app.config.update(MAIL_BACKEND="smtp", SMTP_URL=f"smtp://127.0.0.1:{port}", SMTP_TIMEOUT=5)
-    assert fanout.deliver_sync(session, app.config, make_mailer(app.config), SEED_DATE)["retrying"] == 2
+    assert _deliver(session, app.config, make_mailer(app.config))["retrying"] == 2
     connection = redis.Redis.from_url(redis_url)
     queue = Queue(EMAIL_QUEUE, connection=connection)
     with app.app_context():
@@ -696,7 +708,7 @@ def test_a_sendgrid_server_that_never_answers_times_out_and_the_rows_wait(app, s
 
         def deliver():
             try:
-                outcome.update(fanout.deliver_sync(session, app.config, mailer, SEED_DATE))
+                outcome.update(_deliver(session, app.config, mailer))
             finally:
                 session.remove()  # this thread's own session (the session is scoped per thread)
 
@@ -713,7 +725,7 @@ def test_a_sendgrid_server_that_never_answers_times_out_and_the_rows_wait(app, s
 def test_the_claim_lease_outlasts_the_longest_hand_off(app, session):
     reader = subscriber(session, "slow@example.com")
     _report_day(app, session)
-    planning.plan(session, SEED_DATE)
+    planning.plan(session, _later())
     # Claimed 40 minutes ago by a process on another host, which may still be waiting for SendGrid.
     session.execute(update(Delivery).values(status=DeliveryStatus.SENDING, claimed_by="elsewhere:4242",
                                             updated_at=utcnow() - timedelta(minutes=40)))
@@ -721,10 +733,10 @@ def test_the_claim_lease_outlasts_the_longest_hand_off(app, session):
     slow = make_mailer({**app.config, "MAIL_BACKEND": "sendgrid", "SENDGRID_API_KEY": "SG.x",
                         "SENDGRID_API_HOST": "http://127.0.0.1:9", "SENDGRID_TIMEOUT": 300.0})
     assert recovery.claim_lease(slow) > timedelta(seconds=300 * 6)
-    assert recovery.recover(session, SEED_DATE, lease=recovery.claim_lease(slow)) == 0
+    assert recovery.recover(session, None, lease=recovery.claim_lease(slow)) == 0
     quick = make_mailer({**app.config, "MAIL_BACKEND": "sendgrid", "SENDGRID_API_KEY": "SG.x",
                          "SENDGRID_API_HOST": "http://127.0.0.1:9", "SENDGRID_TIMEOUT": 30.0})
-    assert recovery.recover(session, SEED_DATE, lease=recovery.claim_lease(quick)) == 1
+    assert recovery.recover(session, None, lease=recovery.claim_lease(quick)) == 1
     assert _rows(session)[reader.email].status is DeliveryStatus.FAILED
 
 
@@ -741,10 +753,39 @@ def test_a_private_repository_reaches_only_the_subscribers_it_was_granted_to(app
     github.add_repo("rq/rq")
     github.add_commits("rq/rq", 1, start=datetime(2026, 1, 24, 9, tzinfo=UTC), message="feat: queue things")
     _report_day(app, session)
-    fanout.deliver_sync(session, app.config, make_mailer(app.config), SEED_DATE)
+    _deliver(session, app.config, make_mailer(app.config))
     by_reader = {m["To"]: m for m in outbox.messages()}
     granted, outside = body_html(by_reader["granted@example.com"]), body_html(by_reader["outsider@example.com"])
     assert "event plane apis" in granted and "event plane apis" not in outside
     assert "queue things" in outside
     assert f"/r/{SEED_REPO}/" not in granted and f"/r/{SEED_REPO}/" not in body_text(by_reader["granted@example.com"])
     assert app.test_client().get(f"/r/{SEED_REPO}/{SEED_DATE}").status_code == 404
+
+
+def test_commit_times_are_in_each_readers_zone(app, session, outbox):
+    """One compiled window serves readers of every zone; each email shows commit times in its reader's."""
+    from zoneinfo import ZoneInfo
+
+    from newsletter.models import FetchedCommit
+    from newsletter.subscribers.validation import parse_schedule
+
+    for address, zone in (("sh@example.com", "Asia/Shanghai"), ("ny@example.com", "America/New_York")):
+        reader = subscriber(session, address, threshold="high")
+        subscriptions.set_schedule(reader, parse_schedule("en", zone))
+    session.commit()
+    _report_day(app, session)
+    assert _deliver(session, app.config, make_mailer(app.config))["sent"] == 2
+    committed = {c.committed_at.replace(tzinfo=UTC) for c in session.scalars(select(FetchedCommit))}
+    instants = {}
+    for message in outbox.messages():
+        zone = "Asia/Shanghai" if message["To"].startswith("sh@") else "America/New_York"
+        text, html = body_text(message), body_html(message)
+        assert "\ue000" not in text + html and f"({zone})" in text and f"({zone})" in html
+        other = "America/New_York" if zone == "Asia/Shanghai" else "Asia/Shanghai"
+        assert f"({other})" not in text + html
+        times = re.findall(r"🕒 (\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) \(" + re.escape(zone), text)
+        instants[zone] = {datetime.strptime(t, "%Y-%m-%d %H:%M:%S").replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
+                          for t in times}
+    # The same commits' instants, each shown in its reader's zone: 5 high commits on the seed day.
+    assert len(instants["Asia/Shanghai"]) == 5 and instants["Asia/Shanghai"] == instants["America/New_York"]
+    assert instants["Asia/Shanghai"] <= committed

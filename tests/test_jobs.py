@@ -63,24 +63,34 @@ def test_daily_run_through_rq_worker(app, session, github):
 def test_schedule_is_data_with_a_valid_job_id_free_entry():
     (entry,) = ENTRIES
     assert entry["func"].__module__ == "jobs.daily" and entry["queue_name"] == "default"
-    assert entry["cron"].count(" ") == 4
+    # Every hour at INGEST_CRON's minute (5), whatever zone rq reads it in.
+    minutes, hours = entry["cron"].split()[:2]
+    assert "5" in minutes.split(",") and hours.count(",") == 23
 
 
-def test_tick_starts_the_run_only_when_due_and_once(app, session):
+def test_tick_ingests_when_due_starts_the_due_run_once_and_plans_emails(app, session, github):
+    from datetime import UTC, datetime
+
     from jobs.daily import tick
+    from newsletter.models import IngestRun
     from newsletter.reports.days import default_report_date
 
+    load_into(github)
     subscriptions.subscribe_confirmed(session, "a@example.com", [(SEED_REPO, Threshold.LOW)], "en")
     session.commit()
+    now = datetime.now(UTC)
     with app.app_context():
-        app.config["DIGEST_CRON"] = "0 0 1 1 *"  # New Year's midnight: not now
-        assert tick() == "not due"
-        app.config["DIGEST_CRON"] = "* * * * *"  # every minute: due now
-        day = default_report_date(app.config["DIGEST_TIMEZONE"])
-        assert tick() == f"{day}: 1 repositories enqueued"
-        assert tick() == f"{day}: in progress"
-    run = session.scalar(select(DailyRun))
-    assert run.trigger == "cron" and run.backfill is False
+        app.config["DIGEST_CRON"] = "0 0 1 1 *"  # New Year's midnight: long past, not caught up
+        first = tick(now.isoformat())
+        assert first.startswith("ingested 0 new commits; ") and first.endswith("0 emails planned, 0 batches enqueued")
+        # The same INGEST_CRON fire is served once; the reader confirmed just now, so no slot yet.
+        assert tick(now.isoformat()).startswith("ingestion not due; ")
+        app.config["DIGEST_CRON"] = "* * * * *"  # every minute: the day just over is due
+        day = default_report_date(app.config["DIGEST_TIMEZONE"], now)
+        assert f"{day}: 1 repositories enqueued" in tick(now.isoformat())
+        assert f"{day}" not in tick(now.isoformat())  # running within its lease: not started again
+    assert session.scalar(select(DailyRun)).trigger == "cron"
+    assert len(session.scalars(select(IngestRun)).all()) == 1
 
 
 def _free_port() -> int:

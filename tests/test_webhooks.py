@@ -5,7 +5,7 @@ import base64
 import json
 import time
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -227,7 +227,9 @@ def test_events_without_a_usable_id_or_name_are_ignored(client, session, signing
 
 def test_delivery_id_must_belong_to_the_address(client, session, signing_key):
     ada, bob = confirmed(session, "ada@example.com"), confirmed(session, "bob@example.com")
-    ada_delivery, bob_delivery = Delivery(subscriber_id=ada, date=date(2026, 1, 5)), Delivery(subscriber_id=bob, date=date(2026, 1, 5))
+    slot = datetime(2026, 1, 5, 8, tzinfo=UTC)
+    window = {"date": date(2026, 1, 5), "slot": slot, "window_start": slot - timedelta(days=1), "window_end": slot}
+    ada_delivery, bob_delivery = Delivery(subscriber_id=ada, **window), Delivery(subscriber_id=bob, **window)
     session.add_all([ada_delivery, bob_delivery])
     session.commit()
     foreign = [event("unsubscribe", "ada@example.com", delivery_id=str(bob_delivery.id)),

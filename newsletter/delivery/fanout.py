@@ -1,13 +1,14 @@
-"""The daily fan-out: every subscriber's email of a day, sent once.
+"""The fan-out: every subscriber's email at each of their slots, sent once.
 
-Life of a day's delivery:
-0. Nothing is planned before the day's run is done (every repository has its report): until
-   then the day's emails wait, so no subscriber is skipped for a report still being made.
-1. planning.plan() inserts one pending row per active subscriber, numbered into batches.
+Life of a delivery:
+1. planning.plan(now) inserts one pending row per subscriber whose slot has come (delivery/clock.py),
+   with the window of commits it covers (first seen since their previous email, up to now), numbered
+   into batches per local date.
 2. send_batch(): one RQ job per batch renders each subscriber's email (assembly of sections rendered
-   once per day) and hands it to the mailer in chunks: up to 1000 recipients of identical content
-   for SendGrid, one message for SMTP and the outbox. Each chunk is claimed (pending → sending) in
-   its own transaction right before the hand-off and marked sent (or failed) right after.
+   once per window) and hands it to the mailer in chunks: up to 1000 recipients of identical content
+   for SendGrid, one message for SMTP and the outbox. Each chunk is claimed (pending → sending)
+   right before the hand-off, in the transaction that marks the previous chunk sent: one commit per
+   chunk. At most one chunk is ever `sending` (claimed, or handed over and not yet marked).
 3. A transient failure (connection refused or reset, timeout, 429, 5xx once the mailer's own
    retries are spent) puts the chunk's rows back to pending with a next attempt time, backing off
    from RETRY_BASE to RETRY_CAP, and the day's other due rows wait as long; only due rows are sent.
@@ -23,17 +24,20 @@ import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
-from ..email.digest import DigestRenderer
+from ..analysis.analyzer import analyzer_model
+from ..clock import clock_of, window_start
+from ..email.digest import DigestRenderer, localize_times
 from ..email.headers import SubscriberView
 from ..errors import DeliveryError
-from ..models import Delivery, DeliveryStatus, Subscriber, utcnow
+from ..models import Delivery, DeliveryStatus, Frequency, Subscriber, utcnow
 from ..reports import store
+from ..reports.window import WindowReports
 from ..subscribers import links
 from .mailers import Mailer, PartialDelivery, Recipient, TransientDeliveryError
 from .planning import Plan, plan
@@ -53,16 +57,34 @@ from .rows import (
 log = logging.getLogger(__name__)
 
 
-_renderers: dict[tuple[str, date, datetime | None, frozenset[str]], DigestRenderer] = {}
+_renderers: dict[tuple[Any, ...], DigestRenderer] = {}
+RENDERERS_KEPT = 8  # windows whose compiled sections a worker process keeps
 
-def renderer_for(session: Session, config: Mapping[str, Any], day: date) -> DigestRenderer:
-    """The day's renderer, kept per worker process so sections are rendered once, not once per job."""
+def renderer_for(session: Session, config: Mapping[str, Any], delivery: Delivery) -> DigestRenderer:
+    """The renderer of a delivery's window, kept per worker process so sections are rendered once per
+    window (and zone, and local date), not once per subscriber or per job."""
+    subscriber = delivery.subscriber
+    return window_renderer(session, config, delivery.date, aware(delivery.window_start), aware(delivery.window_end),
+                           weekly=subscriber.frequency is Frequency.WEEKLY)
+
+def window_renderer(session: Session, config: Mapping[str, Any], day: date, start: datetime, end: datetime,
+                    weekly: bool = False) -> DigestRenderer:
+    """The renderer of the commits first seen in (start, end], dated day; weekly: the weekly layout.
+
+    Shared by the readers of every zone: commit times stay in UTC behind a mark until
+    digest.localize_times gives each reader theirs.
+    """
     private = store.private_repositories(session)
-    key = (config["BASE_URL"], day, store.day_stamp(session, day), private)
-    renderer = _renderers.get(key)
+    key = (config["BASE_URL"], day, start, end, weekly, private)
+    renderer = _renderers.pop(key, None)
     if renderer is None:
-        _renderers.clear()
-        renderer = _renderers[key] = DigestRenderer(config, day, store.day_reports(session, day), private)
+        reports = WindowReports(session, start, end, analyzer_model(config), day, "UTC")
+        renderer = DigestRenderer(config, day, reports, private, window=True, weekly=weekly)
+    assert isinstance(renderer.reports, WindowReports)
+    renderer.reports.session = session  # a report not built yet is read in this job's session
+    _renderers[key] = renderer  # most recently used last
+    while len(_renderers) > RENDERERS_KEPT:
+        _renderers.pop(next(iter(_renderers)))
     return renderer
 
 def subscriber_view(config: Mapping[str, Any], subscriber: Subscriber, private: frozenset[str]) -> SubscriberView:
@@ -117,7 +139,6 @@ def send_batch(session: Session, config: Mapping[str, Any], mailer: Mailer, day:
         .order_by(Delivery.content_key, Delivery.id)))
     if not rows:
         return work.result
-    renderer = renderer_for(session, config, day)
     private = store.private_repositories(session)
     size = max(1, mailer.max_recipients)
     group: Group | None = None
@@ -127,17 +148,20 @@ def send_batch(session: Session, config: Mapping[str, Any], mailer: Mailer, day:
             _skip(session, delivery.id, "subscriber no longer receives email", work.result)
             continue
         view = subscriber_view(config, subscriber, private)
+        renderer = renderer_for(session, config, delivery)
         try:
             # Shared: placeholders where the subscriber's own address and links go, so identical
             # emails compare equal and one provider request can carry them all.
             digest = renderer.render(view, shared=True)
+            if digest is not None:
+                digest = localize_times(digest, subscriber.timezone)
         except ValueError as exc:  # one subscriber's bad data must not stop the batch
             log.error("delivery %s cannot be rendered: %s", delivery.id, exc)
             finish(session, [delivery.id], DeliveryStatus.FAILED, error=f"cannot render: {exc}"[:2000])
             work.result.failed += 1
             continue
         if digest is None:
-            _skip(session, delivery.id, _nothing_to_send(renderer, view, day), work.result)
+            _skip(session, delivery.id, _nothing_to_send(renderer, view), work.result)
             continue
         content = (digest.subject, digest.html, digest.text)
         if group is not None and (content != (group.subject, group.html, group.text)
@@ -152,20 +176,20 @@ def send_batch(session: Session, config: Mapping[str, Any], mailer: Mailer, day:
     if group is not None:
         _send_chunk(session, mailer, group, work)
     if work.halted is not None:
-        # The backend is down: the day's other due rows (this batch's rest, other batches') wait as
-        # long, rather than each batch job spending its own timeouts and retries on it.
-        _postpone(session, day, *work.halted, work)
+        # The backend is down: the other due rows (this batch's rest, other batches') wait as long,
+        # rather than each batch job spending its own timeouts and retries on it.
+        _postpone(session, *work.halted, work)
     session.commit()
     session.expire_all()  # the bulk updates bypassed the loaded rows
     return work.result
 
-def _nothing_to_send(renderer: DigestRenderer, view: SubscriberView, day: date) -> str:
-    """Why a subscriber gets no email: nothing notable, or no report yet for their repositories."""
+def _nothing_to_send(renderer: DigestRenderer, view: SubscriberView) -> str:
+    """Why a subscriber gets no email: nothing notable, or their repositories were never fetched yet."""
     missing = renderer.missing(view)
     if missing and len(missing) == len({repo for repo, _threshold in view.subscriptions}):
-        return f"no report for their repositories on {day.isoformat()}"
+        return "their repositories have not been fetched yet"
     if missing:
-        return f"nothing at or above the thresholds (no report on {day.isoformat()} for {', '.join(missing)})"
+        return f"nothing at or above the thresholds ({', '.join(missing)} not fetched yet)"
     return "nothing at or above the thresholds"
 
 def _skip(session: Session, delivery_id: int, reason: str, result: BatchResult) -> None:
@@ -182,7 +206,7 @@ def _send_chunk(session: Session, mailer: Mailer, group: Group, work: _Batch) ->
         .values(status=DeliveryStatus.SENDING, attempts=Delivery.attempts + 1, claimed_by=_claimant(),
                 updated_at=utcnow())
         .returning(Delivery.id)))
-    session.commit()  # also commits the skips recorded before this chunk
+    session.commit()  # also commits the previous chunk's outcome and the skips recorded since
     chunk = [r for r in group.recipients if r.delivery_id in claimed]
     if not chunk:
         return
@@ -205,7 +229,9 @@ def _send_chunk(session: Session, mailer: Mailer, group: Group, work: _Batch) ->
         finish(session, mine, DeliveryStatus.FAILED, error=str(exc)[:2000])
         work.result.failed += len(chunk)
         return
-    finish(session, mine, DeliveryStatus.SENT, message_id=(message_id or "")[:200], error=None)
+    # Committed with the next chunk's claim (or at the end of the batch): one commit per chunk. A
+    # worker killed before that leaves these rows `sending`, which recovery marks failed, never resent.
+    finish(session, mine, DeliveryStatus.SENT, commit=False, message_id=(message_id or "")[:200], error=None)
     work.result.sent += len(chunk)
 
 def _record_partial(session: Session, ids: list[int], outcome: PartialDelivery, work: _Batch) -> None:
@@ -253,43 +279,60 @@ def _retry(session: Session, ids: list[int], error: str, retry_after: float | No
         work.result.failed += len(expired)
     return max(waiting, default=None)
 
-def _postpone(session: Session, day: date, at: datetime, why: str, work: _Batch) -> None:
-    """The day's pending rows due now, not tried because the backend just failed for now, wait until at."""
+def _postpone(session: Session, at: datetime, why: str, work: _Batch) -> None:
+    """The pending rows due now, not tried because the backend just failed for now, wait until at."""
     postponed = session.execute(
-        bulk(update(Delivery)).where(Delivery.date == day, Delivery.status == DeliveryStatus.PENDING,
-                                      due(utcnow()))
+        bulk(update(Delivery)).where(Delivery.status == DeliveryStatus.PENDING, due(utcnow()))
         .values(next_attempt_at=at, error=why[:2000], updated_at=utcnow()))
     work.result.retrying += postponed.rowcount  # type: ignore[attr-defined]
     session.commit()
 
 
-def prepare(session: Session, config: Mapping[str, Any], mailer: Mailer, day: date) -> Plan:
-    """Once the day's run is done: recover interrupted rows, fail rows past their retry window, plan."""
-    if not store.day_is_ready(session, day):
-        # A report still being made would show as "no report" and the subscriber would be skipped.
-        log.info("the daily run of %s is not done; its emails wait", day)
-        return Plan(day, ready=False)
-    recover(session, day, lease=claim_lease(mailer))
-    expired = expire(session, config, day)
+@dataclass
+class Preview:
+    """What a subscriber's next email would hold if planned now (`newsletter preview`)."""
+
+    date: date
+    start: datetime
+    end: datetime
+    renderer: DigestRenderer
+
+def preview(session: Session, config: Mapping[str, Any], subscriber: Subscriber, now: datetime | None = None) -> Preview:
+    """The subscriber's next email as of now: the commits first seen since their last email's cut-off
+    (or in the period before their next slot, for a first email), up to now."""
+    end = (now or utcnow()).astimezone(UTC)
+    clock = clock_of(subscriber)
+    last = session.scalar(select(Delivery.window_end).where(Delivery.subscriber_id == subscriber.id)
+                          .order_by(Delivery.slot.desc()).limit(1))
+    slot = clock.next_slot(end)
+    start = window_start(clock, slot, last)
+    day = clock.local_date(slot)
+    return Preview(day, start, end, window_renderer(session, config, day, start, end, weekly=clock.weekly))
+
+def prepare(session: Session, config: Mapping[str, Any], mailer: Mailer, now: datetime | None = None) -> Plan:
+    """Recover interrupted rows, fail rows past their retry window, plan the emails due at now."""
+    recover(session, None, lease=claim_lease(mailer))
+    expired = expire(session, config)
     # Batches keep a content key whole up to what the backend takes in one hand-off (SendGrid: 1000).
-    planned = plan(session, day, batch_size=batch_size(config), chunk=max(1, mailer.max_recipients))
+    planned = plan(session, now, batch_size=batch_size(config), chunk=max(1, mailer.max_recipients))
     planned.expired = expired
     return planned
 
-def deliver_sync(session: Session, config: Mapping[str, Any], mailer: Mailer, day: date) -> dict[str, Any]:
-    """Plan and send every batch of day in this process (nothing when the day's run is not done).
+def deliver_sync(session: Session, config: Mapping[str, Any], mailer: Mailer,
+                 now: datetime | None = None) -> dict[str, Any]:
+    """Plan the emails due at now and send every batch holding due rows, in this process.
 
-    The result counts this run's work; retrying is every row of the day left waiting for a retry.
+    The result counts this run's work; retrying is every row left waiting for a retry.
     """
-    planned = prepare(session, config, mailer, day)
+    planned = prepare(session, config, mailer, now)
     totals = BatchResult(failed=planned.expired)
-    for batch in planned.batches:
-        result = send_batch(session, config, mailer, day, batch)
-        totals.sent += result.sent
-        totals.failed += result.failed
-        totals.skipped += result.skipped
-        totals.requests += result.requests
-    return {"date": day.isoformat(), "waiting": not planned.ready, "planned": planned.created,
-            "batches": len(planned.batches), "sent": totals.sent, "failed": totals.failed,
-            "skipped": totals.skipped, "requests": totals.requests,
-            "retrying": waiting_for_retry(session, day) if planned.ready else 0}
+    for day, numbers in planned.batches.items():
+        for batch in numbers:
+            result = send_batch(session, config, mailer, day, batch)
+            totals.sent += result.sent
+            totals.failed += result.failed
+            totals.skipped += result.skipped
+            totals.requests += result.requests
+    return {"now": planned.now.isoformat(), "planned": planned.created, "batches": planned.batch_count,
+            "sent": totals.sent, "failed": totals.failed, "skipped": totals.skipped, "requests": totals.requests,
+            "retrying": waiting_for_retry(session)}

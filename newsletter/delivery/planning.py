@@ -1,91 +1,148 @@
-"""Planning a day's fan-out: one pending Delivery row per active subscriber, numbered into batches.
+"""Planning the fan-out: one pending Delivery row per subscriber whose slot has come, numbered into batches.
 
-plan() streams active subscribers (keyset pages) and inserts a pending row for each, keyed
-(subscriber, date) so a rerun inserts nothing twice. Each row carries a content key (the
-subscriber's language and visible repositories with thresholds), and rows are cut into numbered
-batches that keep equal keys together, so identical emails can share one provider request.
+plan(now) streams active subscribers (keyset pages) with their clocks and their latest email, and
+inserts a pending row for each one whose slot is due (clock.py): keyed (subscriber, slot)
+and (subscriber, local date), so a rerun or a concurrent planner inserts nothing twice. A row's window
+runs from the previous email's cut-off to now, the instant it is planned. Each row carries a content
+key (language, clock, window and visible repositories with thresholds), and rows are cut into
+numbered batches (per local date) that keep equal keys together, so identical emails can share one
+provider request.
 """
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from ..clock import Clock, due_slot, window_start
 from ..models import Delivery, DeliveryStatus, Subscriber, Subscription, utcnow
 from ..reports import store
-from .rows import DEFAULT_BATCH_SIZE, PAGE, active, bulk, due
+from .rows import DEFAULT_BATCH_SIZE, PAGE, active, aware, bulk, due
+
+# How far back a subscriber's previous email is looked for; one older than this (a long pause) no
+# longer bounds the window, and the next email covers the period before its slot as a first one does.
+LOOKBACK = timedelta(days=15)
 
 
-def iter_content_keys(session: Session, page: int = PAGE) -> Iterator[tuple[int, str]]:
-    """(subscriber id, content key) of every active subscriber with subscriptions, one keyset page
-    at a time: plain rows, never all subscribers in memory, no ORM objects per subscriber."""
+@dataclass(frozen=True)
+class DueEmail:
+    """A subscriber's email to plan now."""
+
+    subscriber_id: int
+    date: date
+    slot: datetime
+    window_start: datetime
+    window_end: datetime
+    content_key: str
+
+
+def iter_due(session: Session, now: datetime, page: int = PAGE) -> Iterator[DueEmail]:
+    """Every active subscriber with subscriptions whose slot is due at now, one keyset page at a time:
+    plain rows, never all subscribers in memory, no ORM objects per subscriber.
+
+    Only subscribers whose next_slot_at has come (or is unknown) are looked at; each one's
+    next_slot_at moves to their next slot, in the transaction that inserts their delivery.
+    """
     last = 0
     private = store.private_repositories(session)
     while True:
-        ids = session.scalars(select(Subscriber.id).where(active(), Subscriber.id > last)
-                              .order_by(Subscriber.id).limit(page)).all()
-        if not ids:
+        people = session.execute(
+            select(Subscriber.id, Subscriber.language, Subscriber.timezone, Subscriber.hour, Subscriber.frequency,
+                   Subscriber.weekday, Subscriber.confirmed_at)
+            .where(active(), Subscriber.id > last,
+                   or_(Subscriber.next_slot_at.is_(None), Subscriber.next_slot_at <= now))
+            .order_by(Subscriber.id).limit(page)).all()
+        if not people:
             return
+        ids = [p.id for p in people]
+        previous: dict[int, tuple[datetime, datetime]] = {}
+        for subscriber_id, slot, end in session.execute(
+                select(Delivery.subscriber_id, Delivery.slot, Delivery.window_end)
+                .where(Delivery.subscriber_id.in_(ids), Delivery.slot > now - LOOKBACK)
+                .order_by(Delivery.slot)):
+            previous[subscriber_id] = (aware(slot), aware(end))
         wanted: dict[int, list[tuple[str, str]]] = {}
-        languages: dict[int, str] = {}
-        rows = session.execute(
-            select(Subscription.subscriber_id, Subscriber.language, Subscription.repo, Subscription.threshold,
-                   Subscription.granted)
-            .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-            .where(Subscription.subscriber_id.in_(ids)))
-        for subscriber_id, language, repo, threshold, granted in rows:
+        for subscriber_id, repo, threshold, granted in session.execute(
+                select(Subscription.subscriber_id, Subscription.repo, Subscription.threshold, Subscription.granted)
+                .where(Subscription.subscriber_id.in_(ids))):
             if repo in private and not granted:
                 continue  # a private repository shows only to those the operator granted it
             wanted.setdefault(subscriber_id, []).append((repo, threshold.value))
-            languages[subscriber_id] = language
-        for subscriber_id in ids:
-            if subscriber_id in wanted:
-                yield subscriber_id, content_key(languages[subscriber_id], wanted[subscriber_id])
+        upcoming: list[dict[str, Any]] = []
+        for person in people:
+            clock = Clock(person.timezone, person.hour, person.frequency.value, person.weekday)
+            before = previous.get(person.id)
+            due = due_slot(clock, now, person.confirmed_at, before[0] if before else None)
+            upcoming.append({"key": person.id, "next": clock.next_slot(due or now)})
+            if due is None or person.id not in wanted:
+                continue
+            start = window_start(clock, due, before[1] if before else None)
+            local = clock.local_date(due)
+            key = content_key(person.language, wanted[person.id], clock, local, start, now)
+            yield DueEmail(person.id, local, due, start, now, key)
+        # Part of the caller's transaction, committed with the deliveries inserted for this page.
+        table = Subscriber.__table__
+        assert isinstance(table, Table)
+        session.execute(update(table).where(table.c.id == bindparam("key")).values(next_slot_at=bindparam("next")),
+                        upcoming)
         last = ids[-1]
 
-def content_key(language: str, subscriptions: list[tuple[str, str]]) -> str:
-    """Equal for subscribers whose emails differ only in their own address and links.
+
+def content_key(language: str, subscriptions: list[tuple[str, str]], clock: Clock | None = None,
+                day: date | None = None, start: datetime | None = None, end: datetime | None = None) -> str:
+    """Equal for subscribers whose emails differ only in their own address and links: same language,
+    repositories and thresholds, zone and frequency (times and layout), local date and window.
 
     send_empty is left out: it changes whether an email goes, never what a sent one holds.
     """
-    raw = f"{language}|" + ";".join(f"{r}:{t}" for r, t in sorted(subscriptions))
+    when = ""
+    if clock is not None:
+        when = f"{clock.timezone}|{clock.frequency}|{day}|{start and start.isoformat()}|{end and end.isoformat()}|"
+    raw = f"{language}|{when}" + ";".join(f"{r}:{t}" for r, t in sorted(subscriptions))
     return hashlib.sha1(raw.encode()).hexdigest()
 
 @dataclass
 class Plan:
-    """What planning a day did: rows created, batches holding pending rows due now; ready is False
-    when the day's run is not done, so nothing was planned and the emails wait; expired counts rows
-    that reached the end of their retry window and were marked failed."""
+    """What planning at an instant did: rows created, and the batches (by date) holding pending rows
+    due now; expired counts rows that reached the end of their retry window and were marked failed."""
 
-    date: date
+    now: datetime
     created: int = 0
-    batches: list[int] = field(default_factory=list)
-    ready: bool = True
+    batches: dict[date, list[int]] = field(default_factory=dict)
     expired: int = 0
 
-def plan(session: Session, day: date, batch_size: int = DEFAULT_BATCH_SIZE, chunk: int = 1000) -> Plan:
-    """Create the day's pending deliveries (idempotently) and number them into batches."""
-    result = Plan(day)
-    existing_max = session.scalar(select(func.max(Delivery.batch)).where(Delivery.date == day)) or 0
+    @property
+    def batch_count(self) -> int:
+        return sum(len(numbers) for numbers in self.batches.values())
+
+def plan(session: Session, now: datetime | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+         chunk: int = 1000) -> Plan:
+    """Create the pending deliveries due at now (idempotently) and number them into batches."""
+    moment = (now or utcnow()).astimezone(UTC)
+    result = Plan(moment)
     page: list[dict[str, Any]] = []
-    for subscriber_id, key in iter_content_keys(session):
-        page.append({"subscriber_id": subscriber_id, "date": day, "status": DeliveryStatus.PENDING,
-                     "content_key": key})
+    dates: set[date] = set()
+    for email in iter_due(session, moment):
+        page.append({"subscriber_id": email.subscriber_id, "date": email.date, "slot": email.slot,
+                     "window_start": email.window_start, "window_end": email.window_end,
+                     "status": DeliveryStatus.PENDING, "content_key": email.content_key})
+        dates.add(email.date)
         if len(page) >= PAGE:
             result.created += _insert_missing(session, page)
             page = []
     if page:
         result.created += _insert_missing(session, page)
     session.commit()
-    number_batches(session, day, batch_size, chunk, start=existing_max + 1)
-    result.batches = due_batches(session, day).get(day, [])
+    for day in sorted(dates):
+        number_batches(session, day, batch_size, chunk)
+    result.batches = due_batches(session)
     return result
 
 def due_batches(session: Session, day: date | None = None) -> dict[date, list[int]]:
@@ -101,7 +158,8 @@ def due_batches(session: Session, day: date | None = None) -> dict[date, list[in
     return {when: sorted(batches) for when, batches in sorted(found.items())}
 
 def _insert_missing(session: Session, rows: list[dict[str, Any]]) -> int:
-    """Insert rows whose (subscriber, date) has no delivery yet; the unique key guards races."""
+    """Insert rows whose (subscriber, slot) and (subscriber, date) have no delivery yet; the unique
+    keys guard races."""
     dialect = session.get_bind().dialect.name
     now = utcnow()
     for row in rows:
@@ -109,11 +167,11 @@ def _insert_missing(session: Session, rows: list[dict[str, Any]]) -> int:
         row.setdefault("updated_at", now)
         row.setdefault("attempts", 0)
     # executemany form: one cached statement, sent in batches by SQLAlchemy's insertmanyvalues.
-    key = ["subscriber_id", "date"]
+    # No conflict target: a row that meets either unique key is left out.
     if dialect == "postgresql":
-        statement = pg_insert(Delivery).on_conflict_do_nothing(index_elements=key).returning(Delivery.id)
+        statement = pg_insert(Delivery).on_conflict_do_nothing().returning(Delivery.id)
     else:
-        statement = sqlite_insert(Delivery).on_conflict_do_nothing(index_elements=key).returning(Delivery.id)
+        statement = sqlite_insert(Delivery).on_conflict_do_nothing().returning(Delivery.id)
     return len(session.execute(statement, rows).all())
 
 def number_batches(session: Session, day: date, batch_size: int, chunk: int, start: int | None = None) -> list[int]:

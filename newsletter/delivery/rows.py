@@ -41,7 +41,8 @@ def bulk(statement: _Statement) -> _Statement:
     # the session holds would make each update cost O(batch size).
     return statement.execution_options(synchronize_session=False)
 
-def finish(session: Session, ids: list[int], status: DeliveryStatus, **values: Any) -> None:
+def finish(session: Session, ids: list[int], status: DeliveryStatus, commit: bool = True, **values: Any) -> None:
+    """Move rows to status; commit=False leaves the change to the caller's next commit."""
     now = utcnow()
     if status is DeliveryStatus.SENT:
         values["sent_at"] = now
@@ -50,7 +51,8 @@ def finish(session: Session, ids: list[int], status: DeliveryStatus, **values: A
     for i in range(0, len(ids), PAGE):
         session.execute(bulk(update(Delivery)).where(Delivery.id.in_(ids[i:i + PAGE]))
                         .values(status=status, updated_at=now, **values))
-    session.commit()
+    if commit:
+        session.commit()
 
 def retry_window(config: Mapping[str, Any]) -> timedelta:
     """How long after a row was planned transient failures are still retried (DELIVERY_RETRY_HOURS)."""
@@ -73,10 +75,13 @@ def summary(session: Session, day: date) -> dict[str, int]:
     counts.update({status.value: n for status, n in rows})
     return counts
 
-def waiting_for_retry(session: Session, day: date) -> int:
-    """Rows of day pending with a retry time still to come."""
-    return session.scalar(select(func.count()).select_from(Delivery).where(
-        Delivery.date == day, Delivery.status == DeliveryStatus.PENDING, Delivery.next_attempt_at > utcnow())) or 0
+def waiting_for_retry(session: Session, day: date | None = None) -> int:
+    """Rows (of day, or of every day) pending with a retry time still to come."""
+    query = select(func.count()).select_from(Delivery).where(
+        Delivery.status == DeliveryStatus.PENDING, Delivery.next_attempt_at > utcnow())
+    if day is not None:
+        query = query.where(Delivery.date == day)
+    return session.scalar(query) or 0
 
 
 def batch_size(config: Mapping[str, Any]) -> int:

@@ -66,6 +66,11 @@ def rq_cron_expression(expression: str, timezone: str, evaluator_timezone: str |
     return f"{','.join(map(str, sorted(minutes)))} {','.join(map(str, sorted(hours)))} * * *"
 
 
+def hourly(expression: str) -> str:
+    """Every hour at the minutes of expression's minute field (the tick runs at least hourly)."""
+    return f"{expression.split()[0]} * * * *"
+
+
 def due_report_date(expression: str, timezone: str, now: datetime, grace: timedelta = GRACE) -> date | None:
     """The report date to run if expression fired in timezone within `grace` before now, else None.
 

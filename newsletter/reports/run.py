@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -40,7 +41,8 @@ from ..models import (
     RunStatus,
     utcnow,
 )
-from ..sources.commit import CommitRecord, FileChange
+from ..sources.commit import CommitRecord, FileChange, MergedCommits
+from ..sources.protocol import CommitSource
 from ..sources.router import SourceRouter
 from ..subscribers.subscriptions import languages_for, watched_repositories
 from ..text import plain, storable, storable_json
@@ -225,8 +227,16 @@ def _capped(record: CommitRecord) -> dict[str, Any]:
     return storable_json(data)  # type: ignore[return-value]
 
 
-def collect(session: Session, services: Services, repository: Repository, day: date, backfill: bool) -> Collected:
-    """Fetch the commits of day (watermark range, or the day's window) and store those not seen before."""
+def collect(session: Session, services: Services, repository: Repository, day: date | None, backfill: bool,
+            now: datetime | None = None) -> Collected:
+    """Fetch the commits new since the watermark (or of the day's window) and store those not seen before.
+
+    New commits are stamped first seen at `now` (default: the current time). With a day (the daily
+    run), the commits fetched and those first seen before the day ended that no report holds yet
+    belong to that day's report. Without one (the hourly ingestion) they wait for the report of the
+    day they were first seen on; a repository fetched for the first time then takes the last 24 hours.
+    """
+    now = (now or utcnow()).astimezone(UTC)  # stored and compared in UTC (SQLite keeps no zone)
     source = services.sources.source_for(repository.name)
     before = source.requests
     info = source.resolve(repository.name)
@@ -240,7 +250,7 @@ def collect(session: Session, services: Services, repository: Repository, day: d
             log.warning("%s: watermark %s is gone (force-push?); taking the day's commits",
                         repository.name, repository.watermark_sha[:12])
     if shas is None:
-        start, end = days.day_bounds(day, services.timezone)
+        start, end = days.day_bounds(day, services.timezone) if day is not None else (now - timedelta(days=1), now)
         shas = source.day_commit_shas(repository.name, info.default_branch, start, end) if info.head_sha else []
     collected = Collected(repository_id=repository.id, head_sha=info.head_sha)
     known = {c.sha: c for c in session.scalars(
@@ -251,23 +261,64 @@ def collect(session: Session, services: Services, repository: Repository, day: d
             record = source.commit(repository.name, sha)
             # Facts come from the whole patch, before storage caps it; analyses read them from the record.
             record = replace(record, facts=commit_facts(record).to_dict())
+            if len(record.parents) == 2:
+                record = replace(record, merged=_merged_commits(source, repository.name, record,
+                                                                _report_day_start(services, day, now)))
             row = FetchedCommit(repository_id=repository.id, sha=sha, committed_at=record.committed_at,
-                         record=_capped(record))
+                                record=_capped(record), first_seen_at=now)
             session.add(row)
             collected.new_commits += 1
+        if day is None:
+            if row.report_date is None:
+                collected.commits.append(row)
+            continue
         if row.report_date is None:
             row.report_date = day
         if row.report_date == day:  # a commit already in another day's report stays there
             collected.commits.append(row)
+    if day is not None and not backfill:
+        # Commits the hourly ingestion saw during the day belong to it too.
+        end = days.day_bounds(day, services.timezone)[1].astimezone(UTC)
+        fetched = {c.sha for c in collected.commits}
+        for row in session.scalars(select(FetchedCommit).where(
+                FetchedCommit.repository_id == repository.id, FetchedCommit.report_date.is_(None),
+                FetchedCommit.first_seen_at < end).order_by(FetchedCommit.committed_at)):
+            if row.sha not in fetched:
+                row.report_date = day
+                collected.commits.append(row)
     session.flush()
     if not backfill:
-        if repository.watermark_sha is None and shas:
+        if repository.watermark_sha is None and shas and day is not None:
             # First run: the day's newest commit, so commits pushed after the day are in the next report.
             collected.new_watermark = shas[-1]
         else:
             collected.new_watermark = info.head_sha
     collected.github_requests = source.requests - before
     return collected
+
+
+def _report_day_start(services: Services, day: date | None, now: datetime) -> datetime:
+    """When the day of the report a commit collected now goes to began: day's, or (the hourly ingestion)
+    that of the day now is in, the day whose report takes the commits first seen now."""
+    if day is None:
+        day = now.astimezone(ZoneInfo(services.timezone)).date()
+    return days.day_bounds(day, services.timezone)[0]
+
+
+def _merged_commits(source: CommitSource, repo: str, record: CommitRecord, day_start: datetime) -> MergedCommits | None:
+    """What a merge brings (its commits, and how many are of days before its report's), or None when the
+    source cannot say: a failure here costs the report one line, never the commit or the day.
+
+    Octopus merges (more than two parents) are not asked: a count over the second parent alone would
+    understate them.
+    """
+    try:
+        return source.merged_commits(repo, record.parents[0], record.parents[1], day_start)
+    except SourceError as exc:
+        log.warning("%s: could not count what merge %s brings: %s", repo, record.sha[:12], exc)
+    except Exception:
+        log.exception("%s: could not count what merge %s brings", repo, record.sha[:12])
+    return None
 
 
 TYPICAL_SAMPLE = 200
@@ -455,7 +506,7 @@ def _finish_repository(repository: Repository, repo_run: RepoRun, day: date, col
     if collected.new_watermark:
         repository.watermark_sha = collected.new_watermark
         repository.watermark_date = day
-    repository.last_error = None
+    repository.last_error = repository.last_error_kind = None
     repo_run.status = RepoRunStatus.OK
     repo_run.new_commits = collected.new_commits
     repo_run.github_requests = collected.github_requests
@@ -467,7 +518,7 @@ def _fail_repository(session: Session, services: Services, repo_run_id: int, err
     run = session.get_one(DailyRun, repo_run.run_id)
     repository = repo_run.repository
     log.error("%s failed for %s: %s", repository.name, run.date, error)
-    repository.last_error = error[:ERROR_CHARS]
+    repository.last_error, repository.last_error_kind = error[:ERROR_CHARS], kind
     repo_run.status = RepoRunStatus.FAILED
     repo_run.error = error[:ERROR_CHARS]
     repo_run.finished_at = utcnow()
@@ -528,7 +579,7 @@ def run_sync(session: Session, services: Services, day: date | None = None, trig
     if opened is None:
         return None
     try:
-        _run_repositories(session, services, opened, progress)
+        _run_repositories(session, services, opened, progress, now)
     except Exception as exc:
         try:
             fail_run(session, opened.run_id, f"{type(exc).__name__}: {exc}")
@@ -539,7 +590,7 @@ def run_sync(session: Session, services: Services, day: date | None = None, trig
 
 
 def _run_repositories(session: Session, services: Services, opened: OpenedRun,
-                      progress: Callable[[str, int, int], None] | None) -> None:
+                      progress: Callable[[str, int, int], None] | None, now: datetime | None = None) -> None:
     repo_runs = [session.get_one(RepoRun, i) for i in opened.repo_run_ids]
     total, done = 2 * len(repo_runs) + 1, 0
 
@@ -556,7 +607,8 @@ def _run_repositories(session: Session, services: Services, opened: OpenedRun,
         repository = repo_run.repository
         languages[repo_run.id] = languages_for(session, repository.name)
         try:
-            collected[repo_run.id] = result = collect(session, services, repository, opened.date, opened.backfill)
+            collected[repo_run.id] = result = collect(session, services, repository, opened.date, opened.backfill,
+                                                      now)
             heartbeat(session, opened.run_id)
             session.commit()
             pending += pending_analyses(session, result.commits, languages[repo_run.id], services.analyzer.model)

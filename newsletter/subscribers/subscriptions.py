@@ -9,14 +9,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import InvalidToken, ValidationError
-from ..models import SignupRequest, Subscriber, SubscriberStatus, Subscription, Threshold, utcnow
-from .validation import check_repo_list, email_key, normalize_email, parse_language
+from ..models import Frequency, SignupRequest, Subscriber, SubscriberStatus, Subscription, Threshold, utcnow
+from .validation import check_repo_list, email_key, normalize_email, parse_language, parse_schedule
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,12 @@ def _get_or_create(session: Session, email: str, language: str) -> Subscriber:
 
 def request_subscription(session: Session, email: str, repos: list[tuple[str, Threshold]], language: str,
                          source: str = "web", *, smtputf8: Callable[[], bool] | None = None,
-                         confirmations_per_day: int | None = None) -> SignupOutcome:
+                         confirmations_per_day: int | None = None,
+                         schedule: dict[str, object] | None = None) -> SignupOutcome:
     """Record a subscription to be confirmed; changes nothing on an existing subscriber.
+
+    schedule: the clock asked for (validation.parse_schedule), applied on confirmation; None keeps an
+    existing subscriber's clock, and gives a new one the defaults of their language.
 
     smtputf8: whether the mail backend takes a non-ASCII local part (see normalize_email).
     confirmations_per_day: at most this many requests, so confirmation emails, per address in 24 hours
@@ -79,7 +84,7 @@ def request_subscription(session: Session, email: str, repos: list[tuple[str, Th
                         confirmations_per_day)
             return SignupOutcome(subscriber, None)
     request = SignupRequest(subscriber=subscriber, repos=[[r, t.value] for r, t in repos], language=language,
-                            source=source)
+                            source=source, schedule=dict(schedule) if schedule is not None else None)
     session.add(request)
     session.flush()
     return SignupOutcome(subscriber, request)
@@ -118,7 +123,12 @@ def confirm_request(session: Session, request_id: int) -> Subscriber:
         _merge_subscriptions(subscriber, wanted, granted)
     subscriber.status = SubscriberStatus.CONFIRMED
     subscriber.language = request.language
+    if request.schedule is not None:
+        set_schedule(subscriber, request.schedule)
+    elif fresh_start and subscriber.confirmed_at is None:
+        set_schedule(subscriber, parse_schedule(subscriber.language))
     subscriber.confirmed_at = now
+    subscriber.next_slot_at = None
     subscriber.unsubscribed_at = None
     subscriber.paused = False if fresh_start else subscriber.paused
     request.confirmed_at = now
@@ -127,9 +137,11 @@ def confirm_request(session: Session, request_id: int) -> Subscriber:
 
 
 def subscribe_confirmed(session: Session, email: str, repos: list[tuple[str, Threshold]], language: str,
-                        smtputf8: Callable[[], bool] | None = None) -> Subscriber:
+                        smtputf8: Callable[[], bool] | None = None,
+                        schedule: dict[str, object] | None = None) -> Subscriber:
     """Confirm at once without a confirmation email (operators' --confirmed); the repositories are granted."""
-    outcome = request_subscription(session, email, repos, language, source="cli", smtputf8=smtputf8)
+    outcome = request_subscription(session, email, repos, language, source="cli", smtputf8=smtputf8,
+                                   schedule=schedule)
     if outcome.request is None:
         raise ValidationError("address_suppressed", email=outcome.subscriber.email)
     return confirm_request(session, outcome.request.id)
@@ -159,13 +171,25 @@ def _replace_subscriptions(subscriber: Subscriber, wanted: list[tuple[str, Thres
     subscriber.subscriptions[:] = keep
 
 
+def set_schedule(subscriber: Subscriber, schedule: dict[str, Any]) -> None:
+    """Apply a clock from validation.parse_schedule."""
+    subscriber.timezone = str(schedule["timezone"])
+    subscriber.hour = int(schedule["hour"])
+    subscriber.frequency = Frequency(str(schedule["frequency"]))
+    subscriber.weekday = int(schedule["weekday"])
+    subscriber.next_slot_at = None  # the planner works out the next slot of the new clock
+
+
 def update_preferences(session: Session, subscriber: Subscriber, repos: list[tuple[str, Threshold]],
-                       language: str, paused: bool, send_empty: bool) -> Subscriber:
-    """Set exactly these repositories and settings."""
+                       language: str, paused: bool, send_empty: bool,
+                       schedule: dict[str, object] | None = None) -> Subscriber:
+    """Set exactly these repositories and settings (and the clock, when given)."""
     if subscriber.status in (SubscriberStatus.SUPPRESSED, SubscriberStatus.UNSUBSCRIBED):
         raise ValidationError("preferences_unsubscribed")
     language = parse_language(language)
     repos = check_repo_list(repos)
+    if schedule is not None:
+        set_schedule(subscriber, schedule)
     _replace_subscriptions(subscriber, repos)
     subscriber.language = language
     subscriber.paused = bool(paused)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import idna
 from email_validator import EmailNotValidError, validate_email
 
+from ..clock import DEFAULT_HOUR, default_timezone, weekday_number, zone
 from ..errors import ValidationError
 from ..i18n import LANGUAGES
 from ..models import Threshold
@@ -127,3 +128,31 @@ def check_repo_list(repos: list[tuple[str, Threshold]]) -> list[tuple[str, Thres
             raise ValidationError("repo_duplicate", repo=repo)
         seen.add(repo)
     return repos
+
+
+# Each subscriber's clock ----------------------------------------------------------------------------
+
+def parse_schedule(language: str, timezone: str | None = None, hour: str | int | None = None,
+                   frequency: str | None = None, weekday: str | int | None = None) -> dict[str, object]:
+    """The clock a subscriber asked for, with defaults for what they left out: the language's zone
+    (Asia/Shanghai for zh, UTC for en), 08:00, daily, Monday. ValidationError names a bad field."""
+    name = (timezone or "").strip() or default_timezone(language)
+    try:
+        zone(name)
+    except ValueError:
+        raise ValidationError("timezone_invalid", value=name[:64]) from None
+    raw_hour = DEFAULT_HOUR if hour is None or str(hour).strip() == "" else hour
+    try:
+        number = int(str(raw_hour).strip())
+    except ValueError:
+        raise ValidationError("hour_invalid", value=str(raw_hour)[:20]) from None
+    if not 0 <= number <= 23:
+        raise ValidationError("hour_invalid", value=str(raw_hour)[:20])
+    how = (frequency or "daily").strip().lower()
+    if how not in ("daily", "weekly"):
+        raise ValidationError("frequency_invalid", value=how[:20])
+    try:
+        day = weekday_number(weekday if weekday is not None and str(weekday).strip() else 0)
+    except ValueError:
+        raise ValidationError("weekday_invalid", value=str(weekday)[:20]) from None
+    return {"timezone": name, "hour": number, "frequency": how, "weekday": day}
