@@ -17,8 +17,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message
 from sqlalchemy import select, update
 
-from newsletter.models import SignupRequest, SubscriberStatus, Threshold, utcnow
-from newsletter.reports import days
+from newsletter.clock import Clock, describe
+from newsletter.models import Delivery, Frequency, SignupRequest, SubscriberStatus, Threshold, utcnow
 from newsletter.subscribers import links, subscriptions
 from newsletter.subscribers.repositories import RepositoryCheck
 
@@ -214,7 +214,8 @@ def test_only_real_submissions_count_and_a_refused_one_keeps_the_form(config, re
     token = csrf_token(client.get("/").get_data(as_text=True))
     typed = {"csrf_token": token, "email": "slow@example.com", "language": "en",
              "repos-0-repo": "pallets/flask", "repos-0-threshold": "high",
-             "repos-1-repo": "rq/rq", "repos-1-threshold": "low"}
+             "repos-1-repo": "rq/rq", "repos-1-threshold": "low",
+             "timezone": "Europe/Berlin", "hour": "18", "frequency": "weekly", "weekday": "thu"}
     # Asking for rows (the no-JavaScript path) five times costs nothing.
     for _ in range(5):
         assert client.post("/", data={**typed, "add_row": "1"}).status_code == 200
@@ -227,6 +228,7 @@ def test_only_real_submissions_count_and_a_refused_one_keeps_the_form(config, re
     assert 0 < int(response.headers["Retry-After"]) <= 60
     html = unescape(response.get_data(as_text=True))
     assert 'value="slow@example.com"' in html and 'value="pallets/flask"' in html and 'value="rq/rq"' in html
+    assert _clock_shown(html) == {"timezone": "Europe/Berlin", "hour": "18", "frequency": "weekly", "weekday": "thu"}
     assert re.search(r"请在 \d+ 秒后再次提交", html) and 'id="error-summary"' in html
     assert "出了点问题" not in html  # not the error page
     app.extensions["db"].dispose()
@@ -285,12 +287,12 @@ def test_confirm_get_changes_nothing_and_post_confirms(client, session, outbox):
         page = client.get(path)
         assert page.status_code == 200 and "Confirm subscription" in page.get_data(as_text=True)
     assert find_subscriber(session, "c@example.com").status is SubscriberStatus.PENDING
+    before = datetime.now(UTC)
     response = client.post(path, data={"csrf_token": csrf_token(page.get_data(as_text=True))})
     assert response.status_code == 200 and "/preferences/" in response.get_data(as_text=True)
-    # The page says when the first email comes: the next time DIGEST_CRON fires in DIGEST_TIMEZONE.
-    config = client.application.config
-    first = days.next_fire(config["DIGEST_CRON"], config["DIGEST_TIMEZONE"], datetime.now(UTC))
-    assert f"{first:%Y-%m-%d %H:%M} ({config['DIGEST_TIMEZONE']})" in response.get_data(as_text=True)
+    # The page says when the first email comes: the first slot of the reader's own clock after now
+    # (an English reader who chose nothing: 08:00 UTC, daily).
+    _assert_first_email(response, Clock("UTC", 8, "daily", 0), before, "en")
     subscriber = find_subscriber(session, "c@example.com")
     assert subscriber.status is SubscriberStatus.CONFIRMED and subscriber.confirmed_at is not None
     assert [(s.repo, s.threshold) for s in subscriber.subscriptions] == [("pallets/flask", Threshold.MEDIUM)]
@@ -374,6 +376,9 @@ def test_preferences_show_and_change_everything(app, client, session):
     assert subscriber.language == "zh" and subscriber.paused and subscriber.send_empty
     assert sorted((s.repo, s.threshold.value) for s in subscriber.subscriptions) == [
         ("ai-dynamo/dynamo", "medium"), ("pallets/flask", "low")]
+    # The POST left the clock's fields out: the saved clock stands (not the new language's default).
+    assert (subscriber.timezone, subscriber.hour, subscriber.frequency, subscriber.weekday) == (
+        "UTC", 8, Frequency.DAILY, 0)
 
 
 def test_preferences_invalid_change_keeps_input_and_saves_nothing(app, client, session):
@@ -809,3 +814,218 @@ def test_favicon_and_text_contrast(client):
     for name in ("fg", "muted", "accent", "high", "medium", "low"):
         ratio = 1.05 / (luminance(colours[name]) + 0.05)
         assert ratio >= 4.5, f"--{name} {colours[name]} on white is {ratio:.2f}:1"
+
+
+# Each subscriber's clock (issue 12) -------------------------------------------------------------
+
+CLOCK_SELECTS = ("timezone", "hour", "frequency", "weekday")
+
+
+def _clock_shown(html: str) -> dict[str, str]:
+    """The option each clock select shows as chosen (its value), read from the page."""
+    shown = {}
+    for name in CLOCK_SELECTS:
+        select = re.search(rf'<select name="{name}" id="{name}"[^>]*>(.*?)</select>', html, re.S)
+        assert select, f"no {name} select in the page"
+        chosen = re.findall(r'<option(?: value="([^"]*)")? selected>([^<]*)</option>', select.group(1))
+        assert len(chosen) == 1, (name, chosen)
+        value, text = chosen[0]
+        shown[name] = unescape(value or text)
+    return shown
+
+
+def _assert_first_email(response, clock: Clock, before: datetime, lang: str) -> None:
+    """The page names the clock's first slot after the request (either side of an hour turning over)."""
+    html = unescape(response.get_data(as_text=True))
+    after = datetime.now(UTC)
+    expected = {describe(clock, clock.next_slot(moment), lang) for moment in (before, after)}
+    assert any(when in html for when in expected), (expected, html)
+
+
+def _summary_links(html: str) -> list[str]:
+    summary = html.split('id="error-summary"', 1)[1].split("</div>", 1)[0]
+    return re.findall(r'href="#([\w-]+)"', summary)
+
+
+def test_the_form_offers_a_clock_with_the_languages_defaults(client):
+    en = client.get("/?lang=en").get_data(as_text=True)
+    assert _clock_shown(en) == {"timezone": "UTC", "hour": "8", "frequency": "daily", "weekday": "mon"}
+    zh = client.get("/?lang=zh").get_data(as_text=True)
+    assert _clock_shown(zh) == {"timezone": "Asia/Shanghai", "hour": "8", "frequency": "daily", "weekday": "mon"}
+    # Zones grouped by region, UTC first; hours 00:00 to 23:00; the weekday says it is for weekly email.
+    assert en.index('<optgroup label="UTC">') < en.index('<optgroup label="Africa">') < en.index('<optgroup label="Asia">')
+    assert "<option>Europe/Berlin</option>" in en and '<optgroup label="亚洲">' in zh
+    assert '<option value="0">00:00</option>' in en and '<option value="23">23:00</option>' in en
+    assert '<option value="24"' not in en
+    assert "Day (weekly only)" in en and "星期（仅每周）" in zh and ">Friday<" in en and ">星期五<" in zh
+    assert '<label for="timezone">Time zone</label>' in en and '<label for="timezone">时区</label>' in zh
+    # Only a fresh subscribe form lets form.js choose the browser's zone.
+    assert 'data-guess-zone="1"' in en
+    # The clock comes after the email field: the form's start stays where it was.
+    assert en.index('name="email"') < en.index('name="timezone"') < en.index('name="submit"')
+
+
+def test_subscribe_records_the_clock_and_confirming_applies_it(client, session, outbox):
+    response = post_subscribe(client, "clock@example.com", [("rq/rq", "low")], "en",
+                              timezone="America/New_York", hour="21", frequency="weekly", weekday="fri")
+    assert response.status_code == 302
+    signup = session.scalar(select(SignupRequest))
+    assert signup.schedule == {"timezone": "America/New_York", "hour": 21, "frequency": "weekly", "weekday": 4}
+    subscriber = find_subscriber(session, "clock@example.com")
+    assert (subscriber.timezone, subscriber.hour) == ("UTC", 8)  # nothing changes before confirming
+    path = path_of(link_in(body_text(outbox.last()), "confirm"))
+    page = client.get(path).get_data(as_text=True)
+    assert "Delivery: every Friday at 21:00 (America/New_York)." in page
+    before = datetime.now(UTC)
+    confirmed = client.post(path, data={"csrf_token": csrf_token(page)})
+    assert confirmed.status_code == 200
+    subscriber = find_subscriber(session, "clock@example.com")
+    assert (subscriber.timezone, subscriber.hour, subscriber.frequency, subscriber.weekday) == (
+        "America/New_York", 21, Frequency.WEEKLY, 4)
+    clock = Clock("America/New_York", 21, "weekly", 4)
+    _assert_first_email(confirmed, clock, before, "en")
+    assert "with the commits of the week before it" in confirmed.get_data(as_text=True)
+    assert re.search(r"Fri \d{4}-\d\d-\d\d 21:00 \(America/New_York\)", confirmed.get_data(as_text=True))
+
+
+def test_a_signup_that_leaves_the_clock_out_gets_the_defaults_of_its_language(client, session, outbox):
+    assert post_subscribe(client, "zh@example.com", [("rq/rq", "low")], "zh").status_code == 302
+    assert post_subscribe(client, "en@example.com", [("rq/rq", "low")], "en").status_code == 302
+    schedules = {s.subscriber.email: s.schedule for s in session.scalars(select(SignupRequest))}
+    assert schedules == {
+        "zh@example.com": {"timezone": "Asia/Shanghai", "hour": 8, "frequency": "daily", "weekday": 0},
+        "en@example.com": {"timezone": "UTC", "hour": 8, "frequency": "daily", "weekday": 0}}
+    # The Chinese reader's confirmed page, in Chinese, on Shanghai's clock.
+    path = path_of(link_in(body_text(outbox.messages()[0]), "confirm"))
+    page = client.get(path).get_data(as_text=True)
+    assert "发送时间：每天 08:00（Asia/Shanghai）。" in page
+    before = datetime.now(UTC)
+    confirmed = client.post(path, data={"csrf_token": csrf_token(page)})
+    _assert_first_email(confirmed, Clock("Asia/Shanghai", 8, "daily", 0), before, "zh")
+    assert "包含此前一天的提交" in confirmed.get_data(as_text=True)
+    assert re.search(r"\d{4}-\d\d-\d\d 周[一二三四五六日] 08:00 \(Asia/Shanghai\)", confirmed.get_data(as_text=True))
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_bad_clock_values_are_field_errors_and_keep_everything_typed(client, session, outbox, lang):
+    page = client.get(f"/?lang={lang}")
+    data = subscribe_form("typed@example.com", [("pallets/flask", "high"), ("rq/rq", "low")], lang,
+                          csrf_token(page.get_data(as_text=True)))
+    data.update(timezone="Mars/Olympus_Mons", hour="24", frequency="hourly", weekday="fri")
+    response = client.post(f"/?lang={lang}", data=data)
+    assert response.status_code == 400
+    html = unescape(response.get_data(as_text=True))
+    expected = {
+        "en": ("'Mars/Olympus_Mons' is not a time zone", "from 0 to 23, not '24'", "daily or weekly, not 'hourly'"),
+        "zh": ("“Mars/Olympus_Mons” 不是有效的时区", "0 到 23 之间的整点，而不是 “24”", "而不是 “hourly”"),
+    }[lang]
+    for field, message in zip(("timezone", "hour", "frequency"), expected, strict=True):
+        error = re.search(rf'<p class="error" id="{field}-error">([^<]*)</p>', html)
+        assert error and message in error.group(1), (field, error)
+        assert re.search(rf'<select name="{field}" id="{field}" aria-invalid="true" aria-describedby="{field}-error">',
+                         html), field
+    assert 'id="weekday-error"' not in html
+    # Each bad field is linked from the error summary, in page order.
+    assert _summary_links(html) == ["timezone", "hour", "frequency"]
+    # Everything typed comes back: the bad values as sent (so the reader sees what is wrong), the rest as chosen.
+    assert 'value="typed@example.com"' in html and 'value="pallets/flask"' in html and 'value="rq/rq"' in html
+    assert _clock_shown(html) == {"timezone": "Mars/Olympus_Mons", "hour": "24", "frequency": "hourly", "weekday": "fri"}
+    assert count_subscribers(session) == 0 and outbox.messages() == []
+    # Other errors come first in the summary, the clock's last.
+    data.update(email="nope", weekday="someday", timezone="Asia/Tokyo", hour="7", frequency="weekly")
+    html = unescape(client.post(f"/?lang={lang}", data=data).get_data(as_text=True))
+    assert _summary_links(html) == ["email", "weekday"]
+    assert _clock_shown(html) == {"timezone": "Asia/Tokyo", "hour": "7", "frequency": "weekly", "weekday": "someday"}
+
+
+def test_add_row_keeps_the_clock(client):
+    page = client.get("/").get_data(as_text=True)
+    data = {"csrf_token": csrf_token(page), "email": "x@example.com", "language": "en", "add_row": "1",
+            "repos-0-repo": "rq/rq", "timezone": "Asia/Kolkata", "hour": "6", "frequency": "weekly", "weekday": "sun"}
+    html = client.post("/", data=data).get_data(as_text=True)
+    assert _clock_shown(html) == {"timezone": "Asia/Kolkata", "hour": "6", "frequency": "weekly", "weekday": "sun"}
+    assert "data-guess-zone" not in html  # the reader's choice is never replaced by a guess
+
+
+def test_preferences_change_the_clock_and_show_the_next_email(app, client, session):
+    subscriber, prefs, _ = _confirmed(app, session)
+    page = client.get(prefs)
+    html = unescape(page.get_data(as_text=True))
+    assert _clock_shown(html) == {"timezone": "UTC", "hour": "8", "frequency": "daily", "weekday": "mon"}
+    assert "data-guess-zone" not in html  # the saved zone is what the page shows, whatever the browser's
+    now = datetime.now(UTC)
+    assert any(f"Your next email: {describe(Clock(), Clock().next_slot(m), 'en')}" in html
+               for m in (now - timedelta(seconds=5), now)), html
+    data = {"csrf_token": csrf_token(html), "language": "zh", "submit": "1",
+            "repos-0-repo": "pallets/flask", "repos-0-threshold": "high",
+            "repos-1-repo": "rq/rq", "repos-1-threshold": "low",
+            "timezone": "Asia/Tokyo", "hour": "6", "frequency": "weekly", "weekday": "sun"}
+    before = datetime.now(UTC)
+    response = client.post(prefs, data=data)
+    assert response.status_code == 302
+    subscriber = find_subscriber(session, "p@example.com")
+    assert (subscriber.timezone, subscriber.hour, subscriber.frequency, subscriber.weekday) == (
+        "Asia/Tokyo", 6, Frequency.WEEKLY, 6)
+    saved = client.get(response.headers["Location"])
+    clock = Clock("Asia/Tokyo", 6, "weekly", 6)
+    _assert_first_email(saved, clock, before, "zh")
+    text = unescape(saved.get_data(as_text=True))
+    assert re.search(r"下一封邮件：\d{4}-\d\d-\d\d 周日 06:00 \(Asia/Tokyo\)", text)
+    assert _clock_shown(text) == {"timezone": "Asia/Tokyo", "hour": "6", "frequency": "weekly", "weekday": "sun"}
+    # Paused: no next email, and the page says why.
+    client.post(prefs, data={**data, "paused": "y"})
+    text = unescape(client.get(prefs).get_data(as_text=True))
+    assert "暂停期间不会发送任何邮件" in text and "下一封邮件" not in text
+    english = unescape(client.get(prefs + "?lang=en").get_data(as_text=True))
+    assert "no email goes while it is paused" in english and "Your next email" not in english
+
+
+def test_preferences_refuse_a_bad_clock_and_save_nothing(app, client, session):
+    _, prefs, _ = _confirmed(app, session, lang="zh")
+    html = client.get(prefs).get_data(as_text=True)
+    assert _clock_shown(html)["timezone"] == "Asia/Shanghai"
+    data = {"csrf_token": csrf_token(html), "language": "zh", "submit": "1",
+            "repos-0-repo": "pallets/flask", "repos-0-threshold": "low",
+            "timezone": "Asia/Shanghai", "hour": "-1", "frequency": "weekly", "weekday": "8"}
+    response = client.post(prefs, data=data)
+    assert response.status_code == 400
+    page = unescape(response.get_data(as_text=True))
+    assert "发送时间必须是 0 到 23 之间的整点" in page and "星期必须是" in page
+    assert _summary_links(page) == ["hour", "weekday"]
+    assert _clock_shown(page) == {"timezone": "Asia/Shanghai", "hour": "-1", "frequency": "weekly", "weekday": "8"}
+    subscriber = find_subscriber(session, "p@example.com")
+    assert (subscriber.hour, subscriber.frequency) == (8, Frequency.DAILY)
+    assert sorted((s.repo, s.threshold.value) for s in subscriber.subscriptions) == [
+        ("pallets/flask", "high"), ("rq/rq", "low")]
+
+
+def test_a_zone_outside_the_list_is_shown_and_kept(app, client, session):
+    subscriber, prefs, _ = _confirmed(app, session)
+    subscriber.timezone = "US/Eastern"  # an alias an operator may set; the list has America/New_York
+    session.commit()
+    html = client.get(prefs).get_data(as_text=True)
+    assert _clock_shown(html)["timezone"] == "US/Eastern"
+    assert "<option>US/Eastern</option>" not in html  # shown once, as the chosen value
+    data = {"csrf_token": csrf_token(html), "language": "en", "submit": "1", "repos-0-repo": "rq/rq",
+            **_clock_shown(html)}
+    assert client.post(prefs, data=data).status_code == 302
+    assert find_subscriber(session, "p@example.com").timezone == "US/Eastern"
+
+
+def test_the_next_email_passes_over_a_slot_too_soon_after_the_previous_one(app, client, session):
+    """A weekly reader whose last email went yesterday moves their weekday to the day after tomorrow:
+    the planner waits at least four days between weekly emails, so the next one is a week later."""
+    today = datetime.now(UTC).date()
+    weekday = (today + timedelta(days=2)).weekday()
+    subscriber, prefs, _ = _confirmed(app, session)
+    clock = Clock("UTC", 8, "weekly", weekday)
+    previous = clock.slot_on(today - timedelta(days=1))
+    session.add(Delivery(subscriber_id=subscriber.id, date=today - timedelta(days=1), slot=previous,
+                         window_start=previous - timedelta(days=7), window_end=previous))
+    session.commit()
+    html = client.get(prefs).get_data(as_text=True)
+    data = {"csrf_token": csrf_token(html), "language": "en", "submit": "1", "repos-0-repo": "rq/rq",
+            "timezone": "UTC", "hour": "8", "frequency": "weekly", "weekday": str(weekday)}
+    assert client.post(prefs, data=data).status_code == 302
+    page = unescape(client.get(prefs).get_data(as_text=True))
+    assert f"Your next email: {describe(clock, clock.slot_on(today + timedelta(days=9)), 'en')}" in page

@@ -7,34 +7,38 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, abort, current_app, g, render_template, request, url_for
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup, escape
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..db import Database
 from ..i18n import DEFAULT_LANGUAGE, LANGUAGES, t
-from ..models import Repository
+from ..models import FetchedCommit, Repository
 from ..reports import store
-from ..reports.model import DailyReport, Entry
+from ..reports.model import DailyReport, Entry, Relation
 from ..reports.wording import (
     MARKS,
     change_type_label,
     failure_text,
     fallback_note,
     importance_label,
+    merge_brings_sentence,
     no_message,
     notes,
     stats_line,
     unanalyzed_note,
 )
 from ..sources.router import local_is_private, served_locally
-from ..text import plain, rich_html, truncate
+from ..text import plain, rich_html, safe_url, truncate
 
 bp = Blueprint("archive", __name__, url_prefix="/r")
 
 PAGE_DAYS = 30  # days per page of a repository's index
 TITLE_LIMIT = 60  # characters of a commit title in the table and the table of contents
+
+_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 # fromisoformat alone would also take "20260124" and "2026-W04-6": one spelling per page.
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -116,12 +120,35 @@ def report_helpers(lang: str) -> dict[str, Callable[..., Any]]:
             return Markup(escape(label))
         return Markup(escape(t("report.importance_reason", lang))).format(importance=label, reason=rich_html(reason))
 
+    def note_html(entry: Entry) -> Markup:
+        """Why a commit has no analysis; for a merge also the pull request it merges (linked) and what it
+        brings, as the Markdown report words them."""
+        note = Markup(escape(unanalyzed_note(entry, lang)))
+        if entry.pull_request_url:
+            link = Markup('<a href="{}" rel="noopener noreferrer">{}</a>').format(
+                entry.pull_request_url, t("report.pull_request", lang, n=entry.pull_request))
+            note += Markup(escape(t("report.merge_pull_request", lang))).format(link=link)
+        return note + merge_brings_sentence(entry, lang)
+
+    def relation_html(relation: Relation) -> Markup:
+        """"↩️ Reverts <sha title>" or "♻️ The same change as <sha title>": linked to its section when it
+        is in the report, else to its commit page when that is known."""
+        sha = Markup("<code>{}</code>").format(relation.short_sha)
+        if relation.anchor:
+            text = Markup("{} {}").format(sha, truncate(relation.title, TITLE_LIMIT)) if relation.title else sha
+            target = Markup('<a href="#{}">{}</a>').format(relation.anchor, text)
+        elif relation.url:
+            target = Markup('<a href="{}" rel="noopener noreferrer">{}</a>').format(relation.url, sha)
+        else:
+            target = sha
+        return Markup(escape(t(f"report.relation.{relation.kind}", lang))).format(target=target)
+
     return {
         "title": title, "short_title": short_title, "rich": rich, "bullet_items": bullet_items, "filled": filled,
-        "importance_html": importance_html,
+        "importance_html": importance_html, "relation_html": relation_html,
         "change_type_label": lambda analysis: change_type_label(analysis, lang),
         "fallback_note": lambda analysis: fallback_note(analysis, lang),
-        "unanalyzed_note": lambda entry: unanalyzed_note(entry, lang),
+        "unanalyzed_note": note_html,
     }
 
 
@@ -163,6 +190,7 @@ def report_page(owner: str, name: str, day: str) -> ResponseReturnValue:
         feed_url=url_for("feed.feed", owner=repo_owner, name=repo_name, lang=lang),
         subscribe_url=url_for("web.index", lang=lang),
         marks=MARKS,
+        relations=report.relations(),
         **report_helpers(lang),
     )
 
@@ -209,3 +237,31 @@ def index(owner: str, name: str) -> ResponseReturnValue:
         newest_url=url_for("archive.index", owner=repo_owner, name=repo_name, lang=lang) if before else None,
         feed_url=url_for("feed.feed", owner=repo_owner, name=repo_name, lang=lang),
     )
+
+
+@bp.get("/<owner>/<name>/c/<sha>", endpoint="commit")
+def commit_link(owner: str, name: str, sha: str) -> ResponseReturnValue:
+    """A commit's permalink, what emails link to (an email's window spans report days, some not built
+    yet): its place in the daily report that holds it, in the asked language when that report has it;
+    until a report holds it, its own page on the forge."""
+    repository = repository_or_404(owner, name)
+    if not _SHA.fullmatch(sha):
+        abort(404)
+    commit = db().scalar(select(FetchedCommit).where(FetchedCommit.repository_id == repository.id,
+                                                     FetchedCommit.sha == sha))
+    if commit is None:
+        abort(404)
+    if commit.report_date is not None:
+        reports = store.reports_of_day(db(), repository, commit.report_date)
+        if reports:
+            lang = pick_language(request.args.get("lang"), reports)
+            report = DailyReport.from_json(reports[lang].data)
+            anchor = next((e.anchor for e in report.entries if e.commit.sha == commit.sha), "")
+            repo_owner, repo_name = path_parts(repository)
+            page = url_for("archive.report", owner=repo_owner, name=repo_name, day=commit.report_date.isoformat(),
+                           lang=lang)
+            return redirect(f"{page}#{anchor}" if anchor else page)
+    url = safe_url(commit.record.get("html_url"))
+    if url is None:
+        abort(404)
+    return redirect(url)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from functools import lru_cache
 from typing import Any
 
 from flask import g
@@ -17,8 +18,9 @@ from wtforms import (
     SubmitField,
 )
 
+from ..clock import WEEKDAYS, region_zones, weekday_number
 from ..errors import ValidationError
-from ..i18n import t
+from ..i18n import has, t
 from ..models import Threshold
 from ..subscribers.repositories import CheckOutcome
 from ..subscribers.validation import (
@@ -27,6 +29,7 @@ from ..subscribers.validation import (
     normalize_email,
     parse_language,
     parse_repo,
+    parse_schedule,
     parse_threshold,
 )
 
@@ -53,11 +56,21 @@ class RepoRow(Form):
                             validate_choice=False)
 
 
+# The clock's fields, in page order.
+CLOCK_FIELDS = ("timezone", "hour", "frequency", "weekday")
+
+
 class _RepoForm(FlaskForm):  # type: ignore[misc]  # flask_wtf ships no type information: FlaskForm is Any
     # Plain values as choices, as in RepoRow.threshold.
     language = SelectField(choices=["en", "zh"], validate_choice=False)  # type: ignore[list-item]
     repos = FieldList(FormField(RepoRow), min_entries=3)
     add_row = SubmitField()
+    # The subscriber's clock (clock.py); validation.parse_schedule decides what is valid. No WTForms
+    # default: a field left out of a POST stays None, and the view says what stands in for it.
+    timezone = TextField()
+    hour = TextField()
+    frequency = TextField()
+    weekday = TextField()
 
     def clean_repos(self, lang: str, check: Callable[[list[str]], CheckOutcome] | None = None,
                     known: Collection[str] = ()) -> list[tuple[str, Threshold]] | None:
@@ -117,7 +130,57 @@ class _RepoForm(FlaskForm):  # type: ignore[misc]  # flask_wtf ships no type inf
         first_repo = self.repos[0].repo.id if len(self.repos) else "language"
         links.extend((first_repo, error) for error in self.form_errors)
         links.extend(("language", error) for error in self.language.errors)
+        for name in CLOCK_FIELDS:
+            field = getattr(self, name)
+            links.extend((field.id, error) for error in field.errors)
         return links
+
+    def fill_clock(self, clock: dict[str, object]) -> None:
+        """Give each clock field the POST left out (or a fresh form's) its value in `clock`:
+        validation.parse_schedule's defaults for a language, or a subscriber's saved clock."""
+        shown = {"timezone": str(clock["timezone"]), "hour": str(clock["hour"]),
+                 "frequency": str(clock["frequency"]), "weekday": WEEKDAYS[weekday_number(str(clock["weekday"]))]}
+        for name in CLOCK_FIELDS:
+            field = getattr(self, name)
+            if field.data is None:
+                field.data = shown[name]
+
+    def clean_schedule(self, lang: str, language: str, fallback: dict[str, object] | None = None
+                       ) -> dict[str, object] | None:
+        """The clock asked for (validation.parse_schedule), or None with a message next to each bad field.
+
+        A field the POST left out takes its value from `fallback` (the subscriber's saved clock), or
+        else parse_schedule's default for `language` (the language the subscriber chose).
+        """
+        values: dict[str, object] = {}
+        for name in CLOCK_FIELDS:
+            raw = getattr(self, name).data
+            values[name] = fallback[name] if raw is None and fallback is not None else raw
+        ok = True
+        for name in CLOCK_FIELDS:  # each field on its own, so every bad one is marked at once
+            try:
+                parse_schedule(language, **{name: values[name]})  # type: ignore[arg-type]
+            except ValidationError as exc:
+                field = getattr(self, name)
+                field.errors = [*field.errors, exc.message(lang)]
+                ok = False
+        if not ok:
+            return None
+        return parse_schedule(language, **values)  # type: ignore[arg-type]
+
+    def clock_selected(self) -> dict[str, str]:
+        """What each clock select shows as chosen: the option value matching the field's data
+        (09 and 9 are both 09:00, friday is fri), else the data as it came."""
+        selected = {name: "" if getattr(self, name).data is None else str(getattr(self, name).data).strip()
+                    for name in CLOCK_FIELDS}
+        if selected["hour"].isdigit():
+            selected["hour"] = str(int(selected["hour"]))
+        try:
+            selected["weekday"] = WEEKDAYS[weekday_number(selected["weekday"])]
+        except ValueError:
+            pass
+        selected["frequency"] = selected["frequency"].lower()
+        return selected
 
     def clean_language(self, lang: str) -> str | None:
         try:
@@ -171,3 +234,22 @@ class ButtonForm(FlaskForm):  # type: ignore[misc]  # flask_wtf ships no type in
 
 def threshold_choices(lang: str) -> list[tuple[str, str]]:
     return [(value, t(f"threshold.{value}", lang)) for value in THRESHOLDS]
+
+
+@lru_cache(maxsize=1)
+def zone_groups() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """clock.region_zones(), read from the zone database once per process."""
+    return tuple((region, tuple(names)) for region, names in region_zones().items())
+
+
+def clock_choices(lang: str) -> dict[str, Any]:
+    """The options of the clock's selects, labelled in lang: zones by region, hours, frequencies, weekdays."""
+    groups = [(region, t(f"clock.region.{region.lower()}", lang) if has(f"clock.region.{region.lower()}") else region,
+               names) for region, names in zone_groups()]
+    return {
+        "zone_groups": groups,
+        "zones": frozenset(name for _, _, names in groups for name in names),
+        "hours": [(str(hour), f"{hour:02d}:00") for hour in range(24)],
+        "frequencies": [(value, t(f"clock.{value}", lang)) for value in ("daily", "weekly")],
+        "weekdays": [(day, t(f"clock.day.{day}", lang)) for day in WEEKDAYS],
+    }

@@ -23,23 +23,24 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from ..clock import WEEKDAYS, Clock, clock_of, describe
 from ..config import mask_tokens
 from ..db import Database
 from ..delivery.confirmations import send_confirmation
 from ..delivery.mailers import make_mailer
 from ..errors import InvalidToken
 from ..i18n import LANGUAGES, t
-from ..models import SignupRequest, Subscriber, SubscriberStatus
-from ..reports import days
+from ..models import Delivery, SignupRequest, Subscriber, SubscriberStatus
 from ..subscribers import links, subscriptions
 from ..subscribers.repositories import RepositoryCheck
 from ..subscribers.smtputf8 import Smtputf8Support
-from ..subscribers.validation import display_email
+from ..subscribers.validation import display_email, parse_schedule
 from .extensions import csrf, limiter
-from .forms import ButtonForm, PreferencesForm, SubscribeForm, threshold_choices
+from .forms import ButtonForm, PreferencesForm, SubscribeForm, clock_choices, threshold_choices
 from .ratelimit import spend_submission
 from .sample import sample_commits
 
@@ -106,7 +107,7 @@ def security_headers(response: Response) -> Response:
 def template_helpers() -> dict[str, Any]:
     lang = getattr(g, "lang", "en")
     return {"_": lambda key, **kw: t(key, lang, **kw), "lang": lang, "languages": LANGUAGES,
-            "threshold_choices": threshold_choices(lang)}
+            "threshold_choices": threshold_choices(lang), "clock_choices": lambda: clock_choices(lang)}
 
 
 def _error_page(status: int, message: str) -> tuple[str, int]:
@@ -153,7 +154,8 @@ def index() -> ResponseReturnValue:
     lang = g.lang
     if request.method == "GET":
         form.language.data = lang
-        return _render_index(form)
+        # The page's language zone; form.js may put the browser's zone in its place.
+        return _render_index(form, guess_zone=True)
     if not form.validate():  # validate() checks CSRF; ours follows
         return _render_index(form, status=400)
     if form.add_row.data:
@@ -168,11 +170,13 @@ def index() -> ResponseReturnValue:
     # Every repository is new to a signup: whether the address has a list is not for the form to say.
     repos = form.clean_repos(lang, repository_check().check)
     language = form.clean_language(lang)
-    if not (email and repos is not None and language):
+    # A clock field left out of the POST takes the default of the language chosen.
+    schedule = form.clean_schedule(lang, language or lang)
+    if not (email and repos is not None and language and schedule is not None):
         return _render_index(form, status=400)
     outcome = subscriptions.request_subscription(
         db(), email, repos, language, smtputf8=smtputf8(),
-        confirmations_per_day=current_app.config["CONFIRM_EMAILS_PER_DAY"])
+        confirmations_per_day=current_app.config["CONFIRM_EMAILS_PER_DAY"], schedule=schedule)
     db().commit()
     if outcome.request is not None:
         _send_confirmation(outcome.request)
@@ -181,11 +185,13 @@ def index() -> ResponseReturnValue:
     return redirect(url_for("web.check_email", lang=lang))
 
 
-def _render_index(form: SubscribeForm, status: int = 200,
-                  retry_after: int | None = None) -> ResponseReturnValue:
+def _render_index(form: SubscribeForm, status: int = 200, retry_after: int | None = None,
+                  guess_zone: bool = False) -> ResponseReturnValue:
     form.ensure_rows()
+    language = form.language.data if form.language.data in LANGUAGES else g.lang
+    form.fill_clock(parse_schedule(language))
     html = render_template("web/index.html", form=form, sample=sample_commits(g.lang),
-                           errors=form.error_links(), retry_after=retry_after)
+                           errors=form.error_links(), retry_after=retry_after, guess_zone=guess_zone)
     if retry_after is not None:
         return html, status, {"Retry-After": str(retry_after)}
     return html, status
@@ -227,18 +233,22 @@ def confirm(token: str) -> ResponseReturnValue:
         db().commit()
         preferences = url_for("web.preferences",
                               token=links.preferences_token(config["SECRET_KEY"], subscriber))
-        # Say when the first email comes: the next daily run, in the service's time zone.
-        first = days.next_fire(config["DIGEST_CRON"], config["DIGEST_TIMEZONE"], datetime.now(UTC))
+        # Say when the first email comes: the subscriber's first slot after now, on their own clock.
         return render_template("web/confirmed.html", preferences_url=preferences,
-                               first_email=first.strftime("%Y-%m-%d %H:%M"), timezone=config["DIGEST_TIMEZONE"])
+                               first_email=_next_email(subscriber, g.lang), weekly=clock_of(subscriber).weekly,
+                               paused=subscriber.paused)
     if signup.confirmed_at is not None:
         # A used link says so rather than offering the button again.
         confirmed = signup.subscriber.status is SubscriberStatus.CONFIRMED
         return render_template("web/already_confirmed.html",
                                preferences_url=_preferences_url(signup.subscriber) if confirmed else None)
     # A GET only shows the button: mail scanners prefetch links and must not confirm anything.
+    asked = signup.schedule
+    if asked is None:  # a request from before clocks: confirming keeps the clock, or gives the language's
+        fresh = signup.subscriber.confirmed_at is None
+        asked = parse_schedule(signup.language) if fresh else saved_clock(signup.subscriber)
     return render_template("web/confirm.html", form=form, email=display_email(signup.subscriber.email),
-                           repos=signup.repos)
+                           repos=signup.repos, schedule=schedule_text(asked, g.lang))
 
 
 # Preferences ----------------------------------------------------------------------------------
@@ -267,9 +277,11 @@ def preferences(token: str) -> ResponseReturnValue:
                 repos = form.clean_repos(lang, repository_check().check,
                                          known={s.repo for s in subscriber.subscriptions})
                 language = form.clean_language(lang)
-                if repos is not None and language:
+                # A clock field left out of the POST keeps the saved value.
+                schedule = form.clean_schedule(lang, language or lang, fallback=saved_clock(subscriber))
+                if repos is not None and language and schedule is not None:
                     subscriptions.update_preferences(db(), subscriber, repos, language,
-                                                     form.paused.data, form.send_empty.data)
+                                                     form.paused.data, form.send_empty.data, schedule=schedule)
                     db().commit()
                     flash(t("prefs.saved", language), "success")
                     _flash_unchecked(form.unchecked, language)
@@ -286,8 +298,45 @@ def preferences(token: str) -> ResponseReturnValue:
         for item in subscriber.subscriptions:
             form.repos.append_entry({"repo": item.repo, "threshold": item.threshold.value})
     form.ensure_rows()
+    form.fill_clock(saved_clock(subscriber))  # the saved clock, or what a POST left out of it
+    next_email = _next_email(subscriber, lang) if subscriber.status is SubscriberStatus.CONFIRMED else None
     return render_template("web/preferences.html", form=form, email=display_email(subscriber.email),
-                           active=active, unsubscribe_url=unsubscribe_url, errors=form.error_links()), status
+                           active=active, unsubscribe_url=unsubscribe_url, errors=form.error_links(),
+                           next_email=next_email, paused=subscriber.paused), status
+
+
+def saved_clock(subscriber: Subscriber) -> dict[str, object]:
+    """A subscriber's clock as validation.parse_schedule gives one."""
+    clock = clock_of(subscriber)
+    return {"timezone": clock.timezone, "hour": clock.hour, "frequency": clock.frequency, "weekday": clock.weekday}
+
+
+def schedule_text(schedule: dict[str, Any], lang: str) -> str:
+    """A clock in words: "every day at 08:00 (Asia/Shanghai)", "every Monday at 08:00 (UTC)"."""
+    hour = f"{int(schedule['hour']):02d}:00"
+    if schedule["frequency"] == "weekly":
+        day = t(f"clock.day.{WEEKDAYS[int(schedule['weekday'])]}", lang)
+        return t("clock.every_week", lang, day=day, hour=hour, timezone=schedule["timezone"])
+    return t("clock.every_day", lang, hour=hour, timezone=schedule["timezone"])
+
+
+def _next_email(subscriber: Subscriber, lang: str, now: datetime | None = None) -> str:
+    """When the subscriber's next email goes, in their zone: "Tue 2026-03-10 08:00 (Asia/Shanghai)".
+
+    Their first slot after now (after confirming, the first email goes at the first slot), passing over
+    any the delivery planner would (clock.due_slot): one not far enough after their previous email's,
+    such as a weekly weekday moved to two days after the last email.
+    """
+    clock: Clock = clock_of(subscriber)
+    slot = clock.next_slot(now or datetime.now(UTC))
+    previous = db().scalar(select(func.max(Delivery.slot)).where(Delivery.subscriber_id == subscriber.id))
+    if previous is not None:
+        previous = previous if previous.tzinfo else previous.replace(tzinfo=UTC)
+        for _ in range(8):
+            if slot > previous and clock.far_enough(previous, slot):
+                break
+            slot = clock.next_slot(slot)
+    return describe(clock, slot, lang)
 
 
 # Unsubscribe (RFC 8058) -----------------------------------------------------------------------

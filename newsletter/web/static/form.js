@@ -1,8 +1,18 @@
 // Progressive enhancement of the site's forms; every form works without it.
 // - "Add another repository" adds a row in the page instead of posting the form (no round trip).
 // - After a reload with errors, the error summary takes the focus so it is read and seen first.
+// - A fresh subscribe form chooses the browser's time zone when the list has it (else the
+//   language's default, Asia/Shanghai or UTC, stands).
 "use strict";
 document.addEventListener("DOMContentLoaded", function () {
+  var zone = document.querySelector("select[data-guess-zone]");
+  if (zone) {
+    var guess = "";
+    try { guess = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { guess = ""; }
+    for (var i = 0; guess && i < zone.options.length; i++) {
+      if (zone.options[i].value === guess) { zone.value = guess; break; }
+    }
+  }
   var summary = document.getElementById("error-summary");
   if (summary) {
     summary.focus();
