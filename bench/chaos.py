@@ -5,18 +5,24 @@ free port (so a fault can stop and restart it), the fake GitHub holding the 15 r
 ai-dynamo/dynamo on 2026-01-24, the fake OpenAI server, and either an aiosmtpd SMTP sink on 127.0.0.1
 or the fake SendGrid. The service runs as in production: `newsletter subscribe`, `run-daily` and
 `deliver` as CLI processes, `newsletter worker` (RQ) and, where recovery relies on it,
-`newsletter scheduler`. Faults are injected only at the edges: the fake servers (scripted answers,
-500s, hangs, 400s), PostgreSQL's pg_terminate_backend, a stopped redis-server, a port nobody listens
-on, SIGKILL. Subprocesses log at LOG_LEVEL=WARNING (the token-in-logs fault at DEBUG) into a temp
-folder; a failed fault prints the tail of its logs.
+`newsletter scheduler`. Emails follow each reader's clock (the default: 08:00 daily in the reader's
+zone), so a fault builds the day with `run-daily --date D` (reports, and the commits stamped first
+seen; it sends nothing) and then starts the fan-out with `deliver --now T+1d`, T the latest
+confirmation: exactly one slot of every reader lies in (T, T+1d], and that first email's window,
+(slot - 1 day, now], holds the commits first seen when the day was built. `deliver` enqueues the
+batches on the `email` queue for the workers, as the scheduler's tick does. Faults are injected only
+at the edges: the fake servers (scripted answers, 500s, hangs, 400s), PostgreSQL's
+pg_terminate_backend, a stopped redis-server, a port nobody listens on, SIGKILL. Subprocesses log at
+LOG_LEVEL=WARNING (the token-in-logs fault at DEBUG) into a temp folder; a failed fault prints the
+tail of its logs.
 
 One row per fault: emails expected, sent (distinct recipients that received the email at the SMTP
 sink or the fake SendGrid), duplicated (received it more than once), lost (expected - sent), rows
 left non-final (delivery rows still pending or sending) and the fault's own property. The faults
-that wait out the one-minute retry backoff (5, 6, 7) run alongside the others: about two minutes in
-all on two cores. Fault 4 keeps a worker and the scheduler running through the Redis outage; whether
-the scheduler survives it is shown in the check (NOTE), the row's property is the run's resumption.
-Exit status 1 when any property did not hold.
+that wait out the one-minute retry backoff (5, 6, 7) run alongside the others: three to four
+minutes in all on two cores. Fault 4 keeps a worker and the scheduler running through the Redis
+outage; whether the scheduler survives it is shown in the check (NOTE), the row's property is the
+run's resumption. Exit status 1 when any property did not hold.
 
     .venv/bin/python bench/chaos.py [--only 1,9] [--sequential] [--keep-logs]
 """
@@ -42,7 +48,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from email.parser import BytesHeaderParser
 from html import unescape
 from pathlib import Path
@@ -63,7 +69,14 @@ from sqlalchemy.pool import NullPool  # noqa: E402
 
 from newsletter.config import load_config, setting_names  # noqa: E402
 from newsletter.db import upgrade  # noqa: E402
-from newsletter.models import DailyRun, Delivery, SignupRequest, Subscriber, Threshold  # noqa: E402
+from newsletter.models import (  # noqa: E402
+    CommitAnalysis,
+    DailyRun,
+    Delivery,
+    SignupRequest,
+    Subscriber,
+    Threshold,
+)
 from newsletter.subscribers import links, subscriptions  # noqa: E402
 from tests.fakes.github import FakeGitHub  # noqa: E402
 from tests.fakes.openai import Behaviour, FakeOpenAI  # noqa: E402
@@ -162,6 +175,12 @@ def tail(path: Path, lines: int = 25) -> str:
 def quiet_cron() -> str:
     """A DIGEST_CRON twelve hours away (in DIGEST_TIMEZONE): the scheduler's daily tick stays out of the way."""
     return f"0 {(datetime.now(ZoneInfo(SEED_TIMEZONE)).hour + 12) % 24} * * *"
+
+
+def quiet_ingest_cron() -> str:
+    """An INGEST_CRON half an hour away: the scheduler's hourly tick (ingest, reports, planning at the
+    wall clock) stays out of a fault's few minutes; the fan-out comes from `deliver --now` and the sweep."""
+    return f"{(datetime.now(UTC).minute + 30) % 60} * * * *"
 
 
 def fill_all(content: str, substitutions: dict[str, str]) -> str:
@@ -338,7 +357,8 @@ class Stage:
             "OPENAI_API_KEY": "sk-chaos", "OPENAI_MODEL": "chaos-model", "LLM_TIMEOUT": "20",
             # The seed's 15 commits are one day in its time zone (two days in UTC).
             "DIGEST_TIMEZONE": SEED_TIMEZONE,
-            "DIGEST_CRON": quiet_cron(), "DELIVERY_SWEEP_SECONDS": str(SWEEP_SECONDS), "JOB_TIMEOUT": "300",
+            "DIGEST_CRON": quiet_cron(), "INGEST_CRON": quiet_ingest_cron(),
+            "DELIVERY_SWEEP_SECONDS": str(SWEEP_SECONDS), "JOB_TIMEOUT": "300",
             "RATELIMIT_ENABLED": "0",
         })
         if self.github_token:
@@ -611,14 +631,53 @@ def readers(count: int = READERS, prefix: str = "reader", mix: bool = False) -> 
             for i in range(count)]
 
 
-def run_day(st: Stage, expected_rows: int, *, scheduler: bool = False, seconds: float = 150) -> float:
-    """`newsletter run-daily --date D` (RQ), a worker (and the scheduler): seconds until every row settled."""
+def run_over(st: Stage, seconds: float, what: str = "the day's run to end") -> tuple[str, int, str]:
+    """Wait until the day's run is done or failed; (status, attempts, error)."""
+    st.wait(lambda: (st.day_run() or ("",))[0] in ("done", "failed"), seconds, what)
+    found = st.day_run()
+    assert found is not None
+    return found
+
+
+def build_day(st: Stage, *, scheduler: bool = False, seconds: float = 150) -> None:
+    """`newsletter run-daily --date D` (RQ), a worker (and the scheduler), until the run is done: the
+    reports are built and the day's commits stamped first seen; nothing is sent."""
     _rc, output = st.cli("run-daily", "--date", DAY)
     require("repositories enqueued" in output, f"run-daily did not enqueue: {output.strip()[-200:]}",
             st.log_files())
     st.start("worker", "worker")
     if scheduler:
         st.start("scheduler", "scheduler")
+    status, attempts, error = run_over(st, seconds)
+    require(status == "done", f"the day's run {status} on attempt {attempts}: {error[:160]}", st.log_files())
+
+
+def deliver_now(st: Stage) -> str:
+    """T + 1 day, T the latest confirmation, in ISO-8601: the --now at which every reader's first email
+    is due. With the default clock (08:00 daily in the reader's zone) exactly one slot lies in
+    (T, T + 1 day], and that first email's window, (slot - 1 day, now], holds the commits first seen
+    when the day was built (after T)."""
+    latest = st.query(lambda s: s.scalar(select(func.max(Subscriber.confirmed_at))))
+    require(latest is not None, "no confirmed subscriber to deliver to")
+    moment = (latest if latest.tzinfo else latest.replace(tzinfo=UTC)) + timedelta(days=1)
+    return moment.astimezone(UTC).isoformat()
+
+
+def start_fanout(st: Stage, planned: int | None = None) -> str:
+    """`newsletter deliver --now T+1d` (RQ): plans the emails due then and enqueues their batches on the
+    email queue for the workers; planned: how many emails it must plan. Its output."""
+    _rc, output = st.cli("deliver", "--now", deliver_now(st))
+    wanted = "emails planned" if planned is None else f": {planned} emails planned"
+    require(wanted in output and "batches enqueued" in output,
+            f"deliver did not plan {planned if planned is not None else 'any'} emails and enqueue their "
+            f"batches: {output.strip()[-200:]}", st.log_files())
+    return output
+
+
+def run_day(st: Stage, expected_rows: int, *, scheduler: bool = False, seconds: float = 150) -> float:
+    """build_day, then start_fanout (one email per reader): seconds from `deliver` until every row settled."""
+    build_day(st, scheduler=scheduler)
+    start_fanout(st, expected_rows)
     return st.wait(lambda: st.settled(expected_rows), seconds, "every delivery row to settle")
 
 
@@ -653,7 +712,9 @@ def evil_problems(contents: list[tuple[str, str, str]], victim: str) -> tuple[in
 def fault_hostile(root: Path, row: Row) -> Row:
     people = readers()
     victim = people[0][0]
-    message = f"docs: see {EVIL} or {GUESS} or write to {victim}"
+    # A high commit (feat!): its card shows the whole title and the model's summary (the fake repeats
+    # the title there); a low commit is one line cut at 90 characters, which would drop the rest.
+    message = f"feat!: see {EVIL} or {GUESS} or write to {victim}"
     received: Counter = Counter()
     expected: list[str] = []
     non_final, carried, problems, logs, keys_in_text = 0, 0, [], [], 0
@@ -689,7 +750,9 @@ def fault_surrogate(root: Path, row: Row) -> Row:
     people = readers()
     with Stage(root, "02-surrogate") as st:
         assert st.llm is not None
-        st.llm.script(Behaviour(answer={"summary": "bad \ud800"}))
+        # Every answer (64: more than the day's requests), whichever commit each request is for: the
+        # summaries an email shows (high and medium commits; a low one is a line without) all carry it.
+        st.llm.script(*[Behaviour(answer={"summary": "bad \ud800"})] * 64)
         st.add_readers(people)
         run_day(st, len(people))
         status, attempts, _error = st.day_run() or ("?", 0, "")
@@ -704,15 +767,28 @@ def fault_surrogate(root: Path, row: Row) -> Row:
 
 
 def fault_database_lost(root: Path, row: Row) -> Row:
+    """The repository job fails and the run is `failed`, nothing sent; `run-daily --date D` again
+    resumes it (attempt 2) with the analyses attempt 1 stored, asking the model only for the others;
+    then `deliver --now` sends every reader exactly one email (none twice, none lost).
+
+    The readers also watch a small second repository, whose job runs first (jobs go in name order)
+    and is done before the kill: its analyses are what attempt 2 must reuse rather than ask again.
+    """
     people = readers(mix=True)
+    gadgets, marker = "acme/gadgets", "gadget change"
     with Stage(root, "03-postgres-terminated") as st:
-        assert st.llm is not None
+        assert st.llm is not None and st.github is not None
+        st.github.add_repo(gadgets)
+        st.github.add_commits(gadgets, 4, start=datetime(2026, 1, 24, 9, tzinfo=UTC), message=f"feat: {marker}")
         killer = create_engine(st.url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
         st.closers.append(killer.dispose)
         lock, terminated = threading.Lock(), []
 
-        def terminate_everyone_else(_body: dict) -> None:
-            # As a failover or a restart would: PostgreSQL drops every other connection to the database.
+        def terminate_everyone_else(body: dict) -> None:
+            # As a failover or a restart would: PostgreSQL drops every other connection to the database,
+            # at the first analysis request of the seed repository (the second job).
+            if marker in str(body):
+                return
             with lock:
                 if terminated:
                     return
@@ -724,32 +800,48 @@ def fault_database_lost(root: Path, row: Row) -> Row:
             st.llm.on_request = None
 
         st.llm.on_request = terminate_everyone_else
-        st.add_readers(people)
+        st.add_readers(people, repos=(SEED_REPO, gadgets))
         _rc, output = st.cli("run-daily", "--date", DAY)
-        require("repositories enqueued" in output, f"run-daily: {output.strip()[-200:]}", st.log_files())
+        require("2 repositories enqueued" in output, f"run-daily: {output.strip()[-200:]}", st.log_files())
         st.start("worker", "worker")
-        st.wait(lambda: (st.day_run() or ("",))[0] == "failed", 90, "the run to fail")
-        first = st.day_run()
-        waited = sum(st.statuses().values()) == 0 and not st.received()
-        _rc, deliver = st.cli("deliver", "--date", DAY)
-        waited = waited and "its emails wait" in deliver
+        first = run_over(st, 90, "the run to fail")
+
+        def analyses(session: Session) -> int:
+            return session.scalar(select(func.count()).select_from(CommitAnalysis)) or 0
+
+        kept, asked_first = st.query(analyses), st.llm.calls
+        quiet = sum(st.statuses().values()) == 0 and not st.received()  # nothing planned or sent
         _rc, again = st.cli("run-daily", "--date", DAY)
-        require("resumed" in again, f"the second run-daily did not resume: {again.strip()[-200:]}",
+        require("1 repositories resumed" in again, f"the second run-daily did not resume the failed "
+                f"repository alone: {again.strip()[-200:]}", st.log_files())
+        status, attempts, error = run_over(st, 150, "the resumed run to end")
+        require(status == "done", f"the resumed run {status} on attempt {attempts}: {error[:160]}",
                 st.log_files())
+        second = st.llm.requests[asked_first:]
+        missing, asked_again = st.query(analyses) - kept, len(second)
+        asked_twice = sum(marker in str(body) for body in second)
+        start_fanout(st, len(people))
         st.wait(lambda: st.settled(len(people)), 150, "every delivery row to settle")
         status, attempts, _ = st.day_run() or ("?", 0, "")
         problems = measure(row, addresses(people), st.received(), st.non_final())
         if not terminated or not terminated[0]:
             problems.append("no connection was terminated")
-        if first is None or first[0] != "failed":
-            problems.append(f"first run {first}")
-        if not waited:
-            problems.append("emails went (or deliver did not say they wait) before the run was done")
+        if first[0] != "failed":
+            problems.append(f"first run {first[0]} on attempt {first[1]}")
+        if not quiet:
+            problems.append("emails were planned or sent while the run was failed")
+        if not kept or asked_twice or asked_again != missing:
+            problems.append(f"attempt 2 asked the model {asked_again} times ({asked_twice} for analyses kept) "
+                            f"for {missing} missing analyses; {kept} kept from attempt 1")
         if (status, attempts) != ("done", 2):
             problems.append(f"run {status} on attempt {attempts}")
+        shown = {to: plain for to, plain, _html in st.digests()}
+        if any(gadgets not in shown.get(to, "") for to in addresses(people)):
+            problems.append(f"an email misses {gadgets}")
         killed = terminated[0] if terminated else 0
-        return verdict(row, f"{killed} connections killed, run failed, emails waited, "
-                            f"resumed on attempt {attempts}", problems, st.log_files())
+        return verdict(row, f"{killed} connections killed, run failed, nothing sent; rerun resumed on attempt "
+                            f"{attempts}: {kept} cached analyses reused, {asked_again} asked; "
+                            "`deliver --now` sent each once", problems, st.log_files())
 
 
 def fault_redis_down(root: Path, row: Row) -> Row:
@@ -776,6 +868,10 @@ def fault_redis_down(root: Path, row: Row) -> Row:
         if scheduler_exit is not None:  # as a supervisor with a restart policy would
             st.start("scheduler2", "scheduler")
         _rc, again = st.cli("run-daily", "--date", DAY)
+        resumed = run_over(st, 150, "the resumed run to end")
+        require(resumed[0] == "done", f"the resumed run {resumed[0]} on attempt {resumed[1]}: {resumed[2][:160]}",
+                st.log_files())
+        start_fanout(st, len(people))
         st.wait(lambda: st.settled(len(people)), 150, "every delivery row to settle")
         status, attempts, _ = st.day_run() or ("?", 0, "")
         problems = measure(row, addresses(people), st.received(), st.non_final())
@@ -800,9 +896,8 @@ def fault_smtp_refused(root: Path, row: Row) -> Row:
     with Stage(root, "05-smtp-refused", start_sink=False) as st:
         assert st.sink is not None
         st.add_readers(people)
-        _rc, output = st.cli("run-daily", "--date", DAY)
-        require("repositories enqueued" in output, f"run-daily: {output.strip()[-200:]}", st.log_files())
-        st.start("worker", "worker")
+        build_day(st)
+        start_fanout(st, len(people))
         st.wait(lambda: st.all_waiting(len(people)), 120, "every row to wait for a retry")
         rows = st.rows()
         retry_at = max(r["next"] for r in rows.values())
@@ -811,7 +906,7 @@ def fault_smtp_refused(root: Path, row: Row) -> Row:
         st.start_sink()  # the SMTP server is back
         wait = (retry_at - datetime.now(UTC)).total_seconds()
         st.wait(lambda: datetime.now(UTC) > retry_at, 200, "the retry time")
-        _rc, deliver = st.cli("deliver", "--date", DAY)
+        deliver = start_fanout(st, 0)  # the same instant again: nothing new to plan, the waiting rows go
         st.wait(lambda: st.settled(len(people)), 60, "every delivery row to settle")
         problems = measure(row, addresses(people), st.received(), st.non_final())
         if not refused:
@@ -831,10 +926,8 @@ def fault_sendgrid_500(root: Path, row: Row) -> Row:
         assert fake is not None
         fake.fail_next(500, count=6)  # the first request and its 5 in-request retries
         st.add_readers(people)
-        _rc, output = st.cli("run-daily", "--date", DAY)
-        require("repositories enqueued" in output, f"run-daily: {output.strip()[-200:]}", st.log_files())
-        st.start("worker", "worker")
-        st.start("scheduler", "scheduler")
+        build_day(st, scheduler=True)
+        start_fanout(st, len(people))
         st.wait(lambda: fake.attempts >= 1, 120, "the first SendGrid request")
         spent = st.wait(lambda: st.all_waiting(len(people)), 90, "every row to wait for a retry")
         later = st.wait(lambda: st.settled(len(people)), 150, "every delivery row to settle")
@@ -855,10 +948,8 @@ def fault_sendgrid_hang(root: Path, row: Row) -> Row:
         assert fake is not None
         fake.hang_next(count=6)  # read and never answered: the request and its 5 retries
         st.add_readers(people)
-        _rc, output = st.cli("run-daily", "--date", DAY)
-        require("repositories enqueued" in output, f"run-daily: {output.strip()[-200:]}", st.log_files())
-        st.start("worker", "worker")
-        st.start("scheduler", "scheduler")
+        build_day(st, scheduler=True)
+        start_fanout(st, len(people))
         st.wait(lambda: fake.hanging >= 1, 120, "the first hung SendGrid request")
         # The worker's job must give up by itself: 6 timeouts of 1 s plus 31 s of backoff.
         released = st.wait(lambda: st.all_waiting(len(people)), 60,
@@ -935,9 +1026,8 @@ def fault_kill_smtp(root: Path, row: Row) -> Row:
     people = readers(mix=True)
     with Stage(root, "09-kill-smtp", sink_delay=0.3, env={"DELIVERY_BATCH_SIZE": "5"}) as st:
         st.add_readers(people)
-        _rc, output = st.cli("run-daily", "--date", DAY)
-        require("repositories enqueued" in output, f"run-daily: {output.strip()[-200:]}", st.log_files())
-        st.start("worker", "worker")
+        build_day(st)
+        start_fanout(st, len(people))
         st.wait(lambda: sum(st.received().values()) >= 6, 150, "six emails at the sink")
         st.kill("worker")
         before = sum(st.received().values())
@@ -964,9 +1054,8 @@ def fault_kill_sendgrid(root: Path, row: Row) -> Row:
         assert fake is not None
         fake.hang_next(count=1, after=1)  # the second request is read and never answered
         st.add_readers(people)
-        _rc, output = st.cli("run-daily", "--date", DAY)
-        require("repositories enqueued" in output, f"run-daily: {output.strip()[-200:]}", st.log_files())
-        st.start("worker", "worker")
+        build_day(st)
+        start_fanout(st, len(people))
         st.wait(lambda: fake.hanging == 1, 150, "a SendGrid request in flight")
         st.kill("worker")
         sending = st.statuses()["sending"]
