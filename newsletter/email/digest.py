@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
 import re
 import secrets
 import time
@@ -24,19 +25,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment
 from markupsafe import Markup, escape
 
 from ..analysis.result import Analysis
+from ..clock import zone
 from ..i18n import LANGUAGES, t
-from ..reports.model import DailyReport, Entry, first_sentence
+from ..reports.model import TIME_FORMAT, DailyReport, Entry, first_sentence
 from ..reports.wording import (
     MARKS,
     change_type_label,
     fallback_note,
     group_label,
     importance_label,
+    merge_brings,
     no_message,
     unanalyzed_note,
 )
@@ -46,8 +50,11 @@ from .layout import (
     COLLAPSED_NOTE,
     HIGHLIGHTS_HEADING,
     TRUNCATED_NOTE,
+    TZ_MARK,
+    WEEK_HIGHLIGHTS_HEADING,
     Fit,
     Piece,
+    RepoDay,
     Section,
     all_pieces,
     fit_counts,
@@ -56,6 +63,7 @@ from .layout import (
     section_plan,
     threshold_value,
     totals,
+    week_of,
 )
 from .message import OutgoingMessage
 from .templates import compile_mjml, environment
@@ -78,7 +86,6 @@ _TEXT_SLOT = "\x00slot\x00"
 _TOKEN = re.compile(r"@@(\w+)@@")
 _VALUE_NAMES = ("summary", "preheader", "why", "preferences_url", "unsubscribe_url")
 _TOKENS = {name: f"@@{name}@@" for name in _VALUE_NAMES}
-_CODE_STYLE = "font-family:Menlo,Consolas,monospace;font-size:90%;background:#eff1f3;border-radius:4px;padding:0 4px;"
 # No web fonts: those would make every open a request to a third party.
 FONT = "-apple-system,Segoe UI,Helvetica,Arial,PingFang SC,Microsoft YaHei,sans-serif"
 # After the preheader, so a client's preview stops there instead of running into the body.
@@ -99,12 +106,55 @@ PLACEHOLDER_NONCE = secrets.token_hex(8)
 _PERSONAL = {"email": "email", "preferences_url": "preferences", "unsubscribe_url": "unsubscribe"}
 TEXT_PLACEHOLDERS = {name: f"-rd-{PLACEHOLDER_NONCE}-{short}-t-" for name, short in _PERSONAL.items()}
 HTML_PLACEHOLDERS = {name: f"-rd-{PLACEHOLDER_NONCE}-{short}-h-" for name, short in _PERSONAL.items()}
-_PLACEHOLDER = re.compile(f"-rd-{PLACEHOLDER_NONCE}-(?:email|preferences|unsubscribe)-[th]-")
+# A commit time in a window's email shared by readers of several zones: one placeholder per time,
+# the same in text and HTML (its value, a time and a zone name, reads the same escaped).
+TIME_PLACEHOLDER = "-rd-" + PLACEHOLDER_NONCE + "-time{n}-x-"
+_PLACEHOLDER = re.compile(f"-rd-{PLACEHOLDER_NONCE}-(?:(?:email|preferences|unsubscribe)-[th]|time\\d+-x)-")
 
 
 def fill(content: str, substitutions: Mapping[str, str]) -> str:
     """content with every placeholder replaced by its value, in one pass (a value is never read again)."""
     return _PLACEHOLDER.sub(lambda match: substitutions[match.group()], content)
+
+
+_MARKED = f" ({TZ_MARK})"
+_STAMP = len("2026-01-24 09:30:00")  # a time as TIME_FORMAT writes it
+
+
+def localize_times(digest: RenderedDigest, timezone: str, shared: bool = False) -> RenderedDigest:
+    """A window's email with its commit times (UTC, followed by TZ_MARK) in the reader's zone.
+
+    shared: each time becomes a placeholder (TIME_PLACEHOLDER, numbered in order of appearance) and
+    the reader's local time its substitution, so readers of every zone get the same content and
+    share provider requests; otherwise the times are written in place.
+    """
+    if TZ_MARK not in digest.html and TZ_MARK not in digest.text:
+        return digest
+    zone = ZoneInfo(timezone)
+    tokens: dict[str, str] = {}  # a UTC time as written -> its placeholder
+
+    def local(stamp: str) -> str:
+        try:
+            moment = datetime.datetime.strptime(stamp, TIME_FORMAT).replace(tzinfo=datetime.UTC)
+        except ValueError:  # not a time the renderer wrote: left as it is, with the zone named
+            return f"{stamp} ({timezone})"
+        return f"{moment.astimezone(zone).strftime(TIME_FORMAT)} ({timezone})"
+
+    def localized(content: str) -> str:
+        parts = content.split(_MARKED)
+        for index in range(len(parts) - 1):
+            before, stamp = parts[index][:-_STAMP], parts[index][-_STAMP:]
+            if shared:
+                token = tokens.setdefault(stamp, TIME_PLACEHOLDER.format(n=len(tokens)))
+                parts[index] = before + token
+            else:
+                parts[index] = before + local(stamp)
+        return "".join(parts)
+
+    html, text = localized(digest.html), localized(digest.text)
+    substitutions = dict(digest.substitutions)
+    substitutions.update({token: local(stamp) for stamp, token in tokens.items()})
+    return dataclasses.replace(digest, html=html, text=text, substitutions=substitutions)
 
 
 @dataclass(frozen=True)
@@ -142,8 +192,8 @@ class RenderedDigest:
 # What the templates call --------------------------------------------------------------------------
 
 def email_rich(value: object) -> Markup:
-    """Analysis text as email HTML: escaped, bounded, `code spans` as styled <code>."""
-    return rich_html(value, FIELD_CHARS, code_style=_CODE_STYLE)
+    """Analysis text as email HTML: escaped, bounded, `code spans` as <code> (styled by the email's <style>)."""
+    return rich_html(value, FIELD_CHARS)
 
 
 def email_plain(value: object) -> str:
@@ -175,10 +225,14 @@ _PIECES = re.compile(r"[\u2e80-\u9fff\u3000-\u303f\uac00-\ud7af\uf900-\ufaff\uff
 _BULLET = re.compile(r"^(?:[-*▸] |\d+\. )")
 
 
+@lru_cache(maxsize=8192)
+def _char_width(c: str) -> int:
+    return 0 if unicodedata.combining(c) or c in "\u200d\ufe0f" else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+
+
 def width(text: str) -> int:
     """Terminal columns of text: wide (CJK, emoji) characters take two, combining ones none."""
-    return sum(0 if unicodedata.combining(c) or c in "\u200d\ufe0f" else
-               2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    return len(text) if text.isascii() else sum(map(_char_width, text))
 
 
 def _wrap_line(line: str) -> list[str]:
@@ -189,24 +243,29 @@ def _wrap_line(line: str) -> list[str]:
     bullet = _BULLET.match(body)
     hanging = indent + " " * (len(bullet.group()) if bullet else 0)
     out, current, filled = [], indent, False
+    used = len(indent)  # width(current), kept as current grows
     for word in body.split(" "):
         if not word:
             continue
         parts = [word] if _UNBREAKABLE.search(word) else _PIECES.findall(word)
         for index, part in enumerate(parts):
             space = " " if index == 0 and filled else ""
-            if filled and width(current) + len(space) + width(part) > TEXT_COLUMNS:
+            wide = width(part)
+            if filled and used + len(space) + wide > TEXT_COLUMNS:
                 out.append(current)
-                current, filled, space = hanging, False, ""
-            while not filled and width(current) + width(part) > TEXT_COLUMNS and not _UNBREAKABLE.search(part) \
-                    and len(part) > 1:
+                current, filled, space, used = hanging, False, "", len(hanging)
+            while not filled and used + wide > TEXT_COLUMNS and not _UNBREAKABLE.search(part) and len(part) > 1:
                 # A word longer than a line is cut (a URL or an address keeps its own line instead).
-                cut = len(part)
-                while cut > 1 and width(current) + width(part[:cut]) > TEXT_COLUMNS:
-                    cut -= 1
+                cut, taken = 0, 0
+                while cut < len(part) and used + taken + _char_width(part[cut]) <= TEXT_COLUMNS:
+                    taken += _char_width(part[cut])
+                    cut += 1
+                cut = max(cut, 1)
                 out.append(current + part[:cut])
-                current, part = hanging, part[cut:]
+                current, part, used = hanging, part[cut:], len(hanging)
+                wide = width(part)
             current += space + part
+            used += len(space) + wide
             filled = True
     out.append(current)
     return [o.rstrip() for o in out]
@@ -218,12 +277,18 @@ def wrap_text(text: str) -> str:
 
 
 def text_values(values: Mapping[str, str], email: str, shown_email: str) -> dict[str, str]:
-    """The plain-text values of the skeleton: the summary and the footer wrapped as the real address reads.
+    """The plain-text values of the skeleton: the summary and the footer wrapped at TEXT_COLUMNS.
 
-    shown_email is what `values` holds for the address (a placeholder in shared content): the lines
-    break where they would with the subscriber's own address, so filling a placeholder gives the same text.
+    shown_email is what `values` holds for the address (a placeholder in shared content). The address
+    gets a line of its own in the footer, so the lines around it break the same way whatever its
+    length: readers whose emails differ only in their address keep sharing one content.
     """
-    why = wrap_text(values["why"].replace(shown_email, email)).replace(email, shown_email)
+    why = values["why"]
+    before, found, after = why.partition(shown_email)
+    if found:
+        why = "\n".join(part for part in (wrap_text(before.rstrip()), shown_email, wrap_text(after.strip())) if part)
+    else:
+        why = wrap_text(why)
     return {**values, "summary": wrap_text(values["summary"]), "why": why}
 
 
@@ -249,7 +314,9 @@ def rest_line(piece: Piece, lang: str) -> str:
     """What a section left out: nothing at the threshold, and/or how many lower commits."""
     parts = []
     if not sum(piece.shown.values()):
-        parts.append(t("digest.nothing_at_threshold", lang, threshold=t(f"threshold.{piece.threshold}", lang)))
+        key = "digest.week.nothing_at_threshold" if piece.repo is not None and piece.repo.weekly \
+            else "digest.nothing_at_threshold"
+        parts.append(t(key, lang, threshold=t(f"threshold.{piece.threshold}", lang)))
     if piece.omitted:
         parts.append(t("digest.omitted_one" if piece.omitted == 1 else "digest.omitted", lang, n=piece.omitted))
     return " ".join(parts)
@@ -276,23 +343,39 @@ def template_environment() -> Environment:
                        overview_line=overview_line, rest_line=rest_line, importance_text=importance_text,
                        importance_label=importance_label, group_label=group_label,
                        change_type_label=change_type_label,
-                       fallback_note=fallback_note, unanalyzed_note=unanalyzed_note, bullets=bullets,
+                       fallback_note=fallback_note, unanalyzed_note=unanalyzed_note, merge_brings=merge_brings, bullets=bullets,
                        items=items, title=title, line_title_chars=LINE_TITLE_CHARS, brief=brief,
                        preheader_padding=PREHEADER_PADDING)
     return env
 
 
-def mjml_document(date: datetime.date, lang: str, pieces: list[Piece], values: Mapping[str, str]) -> str:
-    """The MJML of an email holding pieces, with values in the skeleton."""
+def mjml_document(date: datetime.date, lang: str, pieces: list[Piece], values: Mapping[str, str],
+                  week: datetime.date | None = None) -> str:
+    """The MJML of an email holding pieces, with values in the skeleton; week: a weekly email's first day."""
     return template_environment().get_template("digest_email.mjml").render(
-        lang=lang, date=date.isoformat(), pieces=pieces, **values)
+        lang=lang, date=date.isoformat(), week=week.isoformat() if week else "", pieces=pieces, **values)
 
 
 def text_document(date: datetime.date, lang: str, pieces: list[Piece], values: Mapping[str, str],
-                  slot: str = "") -> str:
+                  slot: str = "", week: datetime.date | None = None) -> str:
     """The plain-text part of an email holding pieces."""
     return wrap_text(template_environment().get_template("digest_email.txt").render(
-        lang=lang, date=date.isoformat(), pieces=pieces, slot=slot, **values))
+        lang=lang, date=date.isoformat(), week=week.isoformat() if week else "", pieces=pieces, slot=slot,
+        **values))
+
+
+def week_start(date: datetime.date, reports: Reports) -> datetime.date:
+    """A weekly email's first day: the local date of its window's start when the reports know it
+    (WindowReports' start and timezone), else the sixth day before date."""
+    start, timezone = getattr(reports, "start", None), getattr(reports, "timezone", None)
+    if isinstance(start, datetime.datetime) and isinstance(timezone, str):
+        try:
+            first = start.astimezone(zone(timezone)).date()
+        except ValueError:
+            first = None
+        if first is not None and first <= date:
+            return first
+    return date - datetime.timedelta(days=6)
 
 
 def html_size(html: str) -> int:
@@ -371,14 +454,36 @@ class _CompiledSection:
     items: tuple[_Item, ...]
 
 
+# Compiled commit pieces shared by every renderer of the process, oldest first (a bounded cache).
+SHARED_PIECES = 8_000
+_SHARED: dict[tuple[Any, ...], _Fragment] = {}
+_SHARED_KINDS = frozenset({"commit", "brief", "line"})
+
+
+def _shared_key(config: Mapping[str, Any], lang: str, piece: Piece) -> tuple[Any, ...] | None:
+    """What a commit piece's output depends on, or None for pieces that read a whole report (counts,
+    headings): the commit with its analysis, anchor and time, and the repository's links and modes."""
+    if piece.kind not in _SHARED_KINDS or piece.entry is None or piece.repo is None:
+        return None
+    repo = piece.repo
+    what = repr((piece.entry, repo.repo, repo.url, repo.permalink, repo.window, repo.weekly, repo.timezone))
+    return (config["BASE_URL"], lang, piece.kind, piece.key, hashlib.sha256(what.encode()).hexdigest())
+
+
 class DigestRenderer:
-    """Renders many subscribers' emails for one day, compiling each repository section only once."""
+    """Renders many subscribers' emails for one day (or one email window, weekly's too), compiling each
+    repository section only once."""
 
     def __init__(self, config: Mapping[str, Any], date: datetime.date, reports: Reports,
-                 private: frozenset[str] = frozenset()):
+                 private: frozenset[str] = frozenset(), window: bool = False, weekly: bool = False):
         self.config = config
         self.date = date
         self.reports = reports
+        self.window = window  # reports of an email's window, not of one day: links go to permalinks
+        # The weekly email's layout, and the week's first day: a weekly renderer compiles its own
+        # skeleton and pieces, so nothing weekly reaches a daily renderer's caches, nor the reverse.
+        self.weekly = weekly
+        self.week_start = week_start(date, reports) if weekly else None
         self.private = private  # repositories without a public web report: no links to one
         self.budget = html_budget(config)
         self._skeletons: dict[str, _Skeleton] = {}
@@ -399,9 +504,9 @@ class DigestRenderer:
     def _skeleton(self, lang: str) -> _Skeleton:
         skeleton = self._skeletons.get(lang)
         if skeleton is None:
-            html = self._compile(mjml_document(self.date, lang, [], _TOKENS))
+            html = self._compile(mjml_document(self.date, lang, [], _TOKENS, self.week_start))
             head, tail = html.split(END_MARK)
-            text = text_document(self.date, lang, [], _TOKENS, slot=_TEXT_SLOT)
+            text = text_document(self.date, lang, [], _TOKENS, slot=_TEXT_SLOT, week=self.week_start)
             text_head, text_tail = text.split(_TEXT_SLOT)
             skeleton = _Skeleton(head, tail, _Template(head), _Template(tail), _Template(text_head),
                                  _Template(text_tail))
@@ -411,7 +516,7 @@ class DigestRenderer:
     def _compile_pieces(self, lang: str, pieces: list[Piece]) -> dict[tuple[str, ...], _Fragment]:
         """Compile pieces in one MJML document inside the skeleton and cut the HTML at the markers."""
         skeleton = self._skeleton(lang)
-        html = self._compile(mjml_document(self.date, lang, pieces, _TOKENS))
+        html = self._compile(mjml_document(self.date, lang, pieces, _TOKENS, self.week_start))
         body, tail = html.split(END_MARK)
         head, *fragments = body.split(PIECE_MARK)
         if head != skeleton.head or tail != skeleton.tail or len(fragments) != len(pieces):
@@ -421,12 +526,37 @@ class DigestRenderer:
         return {piece.key: _Fragment(fragment, wrap_text(str(texts.piece(piece, lang))), html_size(fragment))  # type: ignore[attr-defined]
                 for piece, fragment in zip(pieces, fragments, strict=True)}
 
+    def _repo_day(self, repo: str, lang: str) -> RepoDay:
+        day = repo_day(self.config, self.date, repo, lang, self.reports.get((repo, lang)), repo in self.private,
+                       self.window)
+        if not self.weekly:
+            return day
+        # The daily reports of the week's commits, when the reports know them (WindowReports does).
+        report_days, unreported = getattr(self.reports, "report_days", None), getattr(self.reports, "unreported", None)
+        return week_of(self.config, day, report_days(repo) if report_days and day.report is not None else (),
+                       unreported(repo) if unreported and day.report is not None else 0)
+
     def _repo_pieces(self, repo: str, lang: str) -> dict[tuple[str, ...], _Fragment]:
         cached = self._pieces.get((repo, lang))
         if cached is None:
             started = time.perf_counter()
-            day = repo_day(self.config, self.date, repo, lang, self.reports.get((repo, lang)), repo in self.private)
-            cached = self._pieces[(repo, lang)] = self._compile_pieces(lang, all_pieces(day))
+            pieces = all_pieces(self._repo_day(repo, lang))
+            # A commit's own pieces (its card, its lines) read nothing but the commit and the
+            # repository's links: another renderer of this process (the next hour's window, another
+            # date) may have compiled them already.
+            keys = {piece.key: _shared_key(self.config, lang, piece) for piece in pieces}
+            cached = {key: _SHARED[shared] for key, shared in keys.items() if shared is not None and shared in _SHARED}
+            fresh = [piece for piece in pieces if piece.key not in cached]
+            if fresh:
+                compiled = self._compile_pieces(lang, fresh)
+                cached.update(compiled)
+                for key, fragment in compiled.items():
+                    shared = keys[key]
+                    if shared is not None:
+                        _SHARED[shared] = fragment
+                while len(_SHARED) > SHARED_PIECES:
+                    _SHARED.pop(next(iter(_SHARED)))
+            self._pieces[(repo, lang)] = cached
             self.prepare_seconds += time.perf_counter() - started
         return cached
 
@@ -435,8 +565,7 @@ class DigestRenderer:
         section = self._sections.get(key)
         if section is None:
             fragments = self._repo_pieces(repo, lang)
-            day = repo_day(self.config, self.date, repo, lang, self.reports.get((repo, lang)), repo in self.private)
-            plan = section_plan(day, threshold)
+            plan = section_plan(self._repo_day(repo, lang), threshold)
             compiled: tuple[_Item, ...] = tuple(
                 (fragments[i[0].key], fragments[i[1].key]) if isinstance(i, tuple) else fragments[i.key]
                 for i in plan.body)
@@ -447,8 +576,8 @@ class DigestRenderer:
 
     def _notes(self, lang: str) -> dict[tuple[str, ...], _Fragment]:
         if lang not in self._note_fragments:
-            self._note_fragments[lang] = self._compile_pieces(lang, [COLLAPSED_NOTE, TRUNCATED_NOTE,
-                                                                      HIGHLIGHTS_HEADING])
+            heading = WEEK_HIGHLIGHTS_HEADING if self.weekly else HIGHLIGHTS_HEADING
+            self._note_fragments[lang] = self._compile_pieces(lang, [COLLAPSED_NOTE, TRUNCATED_NOTE, heading])
         return self._note_fragments[lang]
 
     # Assembly, per subscriber -----------------------------------------------------------------

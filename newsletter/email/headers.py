@@ -12,7 +12,7 @@ from ..i18n import t
 from ..reports.wording import MARKS
 from ..subscribers.validation import display_email
 from ..text import header_value, plain, safe_url
-from .layout import Section, top_highlights
+from .layout import Section, is_weekly, top_highlights
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def subscriber_values(config: Mapping[str, Any], subscriber: SubscriberView, sec
         if counts["omitted"]:
             parts.append(t("digest.summary.omitted", lang, n=counts["omitted"]))
     else:
-        parts = [t("digest.summary.nothing", lang)]
+        parts = [t("digest.week.summary_nothing" if is_weekly(sections) else "digest.summary.nothing", lang)]
     if counts["failed"]:
         parts.append(t("digest.summary.failed", lang, n=counts["failed"]))
     repos = t("digest.list_sep", lang).join(s.repo.repo for s in sections)
@@ -107,7 +107,9 @@ def preheader(lang: str, sections: list[Section], counts: Mapping[str, int], sum
 
 
 def subject(date: datetime.date, lang: str, sections: list[Section], counts: dict[str, int]) -> str:
-    """E.g. "[Repo Daily] 2026-01-24 · 3 repositories · 7 high"; never holds commit text."""
+    """E.g. "[Repo Daily] 2026-01-24 · 3 repositories · 7 high" (a weekly email's: "[Repo Daily] Week to
+    2026-01-24 · ..."); never holds commit text."""
+    weekly = is_weekly(sections)
     sep = t("digest.sep", lang)
     # One repository is named (a validated owner/name, safe in a header); several are counted.
     where = sections[0].repo.repo if len(sections) == 1 else t("digest.subject.repos", lang, n=len(sections))
@@ -122,8 +124,10 @@ def subject(date: datetime.date, lang: str, sections: list[Section], counts: dic
         key = "digest.subject.merges_one" if counts["merge"] == 1 else "digest.subject.merges"
         what = t(key, lang, n=counts["merge"])
     else:
-        what = t("digest.subject.nothing", lang)
-    parts = [f"{t('digest.subject.prefix', lang)} {date.isoformat()}", where, what]
+        what = t("digest.week.subject_nothing" if weekly else "digest.subject.nothing", lang)
+    prefix = (t("digest.week.subject_prefix", lang, date=date.isoformat()) if weekly
+              else f"{t('digest.subject.prefix', lang)} {date.isoformat()}")
+    parts = [prefix, where, what]
     if counts["failed"]:
         parts.append(t("digest.subject.failed", lang, n=counts["failed"]))
     return header_value(sep.join(parts))

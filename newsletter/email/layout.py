@@ -5,16 +5,21 @@ its highlights, its overview row and its body (heading, groups, commits, what wa
 body has a hierarchy: a high commit is a full card, a medium one its title, one line of summary
 and a link, a low one (or a merge, or one without an analysis) a compact line; a card or a
 medium entry collapses to one line when an email is over its size budget.
+
+The weekly email (RepoDay.weekly) keeps full cards for high commits only: every other commit of the
+week is a compact line, and each repository links the daily reports its week's commits belong to.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from ..i18n import t
 from ..reports.model import GROUPS, DailyReport, Entry, Highlight
 from ..reports.wording import failure_text, stats_line
 from ..text import plain
@@ -22,6 +27,7 @@ from ..text import plain
 THRESHOLD_GROUPS: dict[str, tuple[str, ...]] = {"high": ("high",), "medium": ("high", "medium"), "low": GROUPS}
 # The piece a commit of each group gets in full; groups not named here are one line each.
 FULL_KINDS = {"high": "commit", "medium": "brief"}
+WEEK_FULL_KINDS = {"high": "commit"}  # the weekly email: a card for a high commit, one line for the rest
 TOP_HIGHLIGHTS = 5  # lines at the top of an email, over all its repositories
 
 
@@ -29,6 +35,23 @@ def report_url(config: Mapping[str, Any], repo: str, date: datetime.date, lang: 
     """The full web report of one repository, day and language."""
     owner, _, name = repo.partition("/")
     return f"{config['BASE_URL']}/r/{quote(owner, safe='')}/{quote(name, safe='')}/{date.isoformat()}?lang={lang}"
+
+
+# Stands for the reader's zone after a commit time in UTC (private-use characters, which no
+# renderer or wrapper touches); digest.localize_times puts the reader's local time in its place.
+TZ_MARK = "\ue000tz\ue001"
+
+
+def archive_url(config: Mapping[str, Any], repo: str, lang: str) -> str:
+    """The repository's archive: its daily reports, newest first."""
+    owner, _, name = repo.partition("/")
+    return f"{config['BASE_URL']}/r/{quote(owner, safe='')}/{quote(name, safe='')}/?lang={lang}"
+
+
+def commit_link(config: Mapping[str, Any], repo: str, sha: str, lang: str) -> str:
+    """A commit's permalink on the site: its place in the daily report that holds it, or its own page."""
+    owner, _, name = repo.partition("/")
+    return f"{config['BASE_URL']}/r/{quote(owner, safe='')}/{quote(name, safe='')}/c/{quote(sha, safe='')}?lang={lang}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,6 +64,17 @@ class RepoDay:
     date: datetime.date
     report: DailyReport | None
     url: str
+    # Set for an email's window, which spans report days: each commit links to its permalink (this
+    # prefix, the sha, then ?lang=) and url is the repository's archive.
+    permalink: str = ""
+    # An email's window: commit times are in UTC behind TZ_MARK, and each reader gets them in their
+    # own zone (digest.localize_times), so one compiled window serves readers of every zone.
+    window: bool = False
+    # The weekly email: its wording speaks of the week; `days` are the daily reports holding the
+    # week's commits as (label, link) pairs, and `later` says some commits' day is not built yet.
+    weekly: bool = False
+    days: tuple[tuple[str, str], ...] = ()
+    later: bool = False
 
     @property
     def anchor(self) -> str:
@@ -63,7 +97,14 @@ class RepoDay:
 
     @property
     def stats_line(self) -> str:
-        return stats_line(self.report.counts(), self.lang) if self.report is not None else ""
+        if self.report is None:
+            return ""
+        line = stats_line(self.report.counts(), self.lang)
+        if self.weekly:  # the count of the week in place of the day's
+            total = self.report.counts().get("total", 0)
+            _day, sep, rest = line.partition(" | ")
+            line = t("digest.week.commits_one" if total == 1 else "digest.week.commits", self.lang, n=total) + sep + rest
+        return line
 
     @property
     def failure(self) -> str:
@@ -72,17 +113,53 @@ class RepoDay:
 
     @property
     def timezone(self) -> str:
+        if self.window:
+            return TZ_MARK
         return plain(self.report.timezone, 60) if self.report is not None else "UTC"
 
     def entry_url(self, entry: Entry) -> str:
         """The entry's section of the web report, or the commit's own page when there is no web report."""
-        return f"{self.url}#{entry.anchor}" if self.url else (entry.url or "")
+        return self.sha_url(entry.commit.sha, entry.anchor) or (entry.url or "")
+
+    def sha_url(self, sha: str, anchor: str) -> str:
+        """A commit's place on the site ("" without a public web report)."""
+        if not self.url:
+            return ""
+        if self.permalink:
+            return f"{self.permalink}{quote(sha, safe='')}?lang={self.lang}"
+        return f"{self.url}#{anchor}"
 
 
 def repo_day(config: Mapping[str, Any], date: datetime.date, repo: str, lang: str,
-             report: DailyReport | None, private: bool = False) -> RepoDay:
-    """A repository's day; a private repository gets no web report link (its archive answers 404)."""
-    return RepoDay(repo, lang, date, report, "" if private else report_url(config, repo, date, lang))
+             report: DailyReport | None, private: bool = False, window: bool = False) -> RepoDay:
+    """A repository's day; a private repository gets no web report link (its archive answers 404).
+
+    window: the commits of an email's window, which may belong to several report days (some not
+    built yet): the repository links to its archive and each commit to its permalink.
+    """
+    if private:
+        return RepoDay(repo, lang, date, report, "", window=window)
+    if window:
+        prefix = commit_link(config, repo, "", lang).split("?", 1)[0]
+        return RepoDay(repo, lang, date, report, archive_url(config, repo, lang), permalink=prefix, window=True)
+    return RepoDay(repo, lang, date, report, report_url(config, repo, date, lang))
+
+
+def day_label(day: datetime.date, lang: str) -> str:
+    """A report day as the weekly email names it: "Mon 03-02" / "周一 03-02"."""
+    weekday = t("digest.week.weekdays", lang).split()[day.weekday()]
+    return t("digest.week.day", lang, weekday=weekday, date=f"{day:%m-%d}")
+
+
+def week_of(config: Mapping[str, Any], day: RepoDay, report_days: Sequence[datetime.date] = (),
+            unreported: int = 0) -> RepoDay:
+    """A repository's window as the weekly email shows it, with a link to each daily report of its
+    commits (report_days), and a word when some (unreported) belong to a day not built yet; a
+    private repository, which has no public report, gets neither."""
+    if not day.url:
+        return dataclasses.replace(day, weekly=True)
+    links = tuple((day_label(d, day.lang), report_url(config, day.repo, d, day.lang)) for d in sorted(set(report_days)))
+    return dataclasses.replace(day, weekly=True, days=links, later=unreported > 0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,7 +221,7 @@ def section_plan(repo: RepoDay, threshold: str) -> Section:
             body.append(Piece("group", ("group", group), repo=repo, group=group, shown={group: len(entries)}))
         for entry in entries:
             line = Piece("line", ("line", entry.anchor), repo=repo, entry=entry)
-            kind = FULL_KINDS.get(group)
+            kind = (WEEK_FULL_KINDS if repo.weekly else FULL_KINDS).get(group)
             body.append((Piece(kind, (kind, entry.anchor), repo=repo, entry=entry), line) if kind else line)
     if repo.status != "missing" and repo.total and (omitted or not sum(shown.values())):
         body.append(Piece("rest", ("rest", threshold), repo=repo, threshold=threshold, shown=shown,
@@ -188,12 +265,19 @@ class Fit:
 COLLAPSED_NOTE = Piece("note", ("note", "collapsed"), group="collapsed")
 TRUNCATED_NOTE = Piece("note", ("note", "truncated"), group="truncated")
 HIGHLIGHTS_HEADING = Piece("note", ("note", "highlights"), group="highlights")
+WEEK_HIGHLIGHTS_HEADING = Piece("note", ("note", "week_highlights"), group="week_highlights")
+
+
+def is_weekly(sections: Sequence[Section]) -> bool:
+    """Whether sections are a weekly email's (every section of an email is, or none)."""
+    return any(s.repo.weekly for s in sections)
 
 
 def head_pieces(sections: list[Section]) -> list[Piece]:
     """What comes before the sections' bodies: the highlights (with their heading), then the overview rows."""
     highlights = top_highlights(sections)
-    return ([HIGHLIGHTS_HEADING, *highlights] if highlights else []) + [s.overview for s in sections]
+    heading = WEEK_HIGHLIGHTS_HEADING if is_weekly(sections) else HIGHLIGHTS_HEADING
+    return ([heading, *highlights] if highlights else []) + [s.overview for s in sections]
 
 
 def layout(sections: list[Section], fit: Fit = Fit()) -> list[Piece]:

@@ -1,6 +1,7 @@
 """The Jinja environment of the email templates (MJML + plain text under templates/email/)."""
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -26,9 +27,16 @@ def environment() -> Environment:
     return env
 
 
+# Outlook-only markup written as `<!--mso ... -->`: MRML parses the inside of an mj-raw's conditional
+# comments and refuses unbalanced tags there, so a table opened in one mj-raw and closed in another
+# (one Outlook wrapper around many pieces) is written as a plain comment, which MRML copies as is,
+# and becomes a conditional comment after compiling. Outside text is escaped: it cannot hold one.
+_MSO = re.compile(r"<!--mso (.*?) -->", re.S)
+
+
 def compile_mjml(mjml: str) -> str:
     """MJML to HTML with MRML; no web fonts (they would make every open a request to a third party)."""
-    return str(mjml2html(mjml, fonts={}))
+    return _MSO.sub(r"<!--[if mso | IE]>\1<![endif]-->", str(mjml2html(mjml, fonts={})))
 
 
 def render_mjml(name: str, **context: Any) -> str:

@@ -18,7 +18,7 @@ from ..analysis.result import AnalysisSet
 from ..models import FetchedCommit, Repository
 from ..sources.commit import CommitRecord
 from .model import DailyReport, build_report
-from .run import _cached
+from .store import cached_analyses as _cached
 
 
 @dataclass(frozen=True)
