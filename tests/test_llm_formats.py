@@ -44,7 +44,7 @@ def test_a_server_without_json_schema_gets_json_object_with_the_schema(refusal, 
     assert "maxLength" not in grammar_schema and "maxItems" not in grammar_schema
     # ...and penalties that keep a small model from repeating one list item until max_tokens.
     assert fake.requests[1]["frequency_penalty"] == 1.0 and "frequency_penalty" not in fake.requests[0]
-    assert '"minLength": 1' in grammar_schema and '"minItems": 1' in grammar_schema
+    assert '"minLength": 1' in grammar_schema  # the reason and the summary; the optional fields may be empty
     assert not any(r.fallback for r in results) and llm.mode == "json_object"
     assert sleeps == []  # a refused format is not an outage: no backoff
     assert [r.requests for r in results] == [2, 1, 1, 1, 1] and llm.calls == 6
@@ -69,7 +69,7 @@ def test_a_prose_only_server_gets_the_schema_in_the_prompt_and_fenced_answers_ar
         assert formats(fake) == ["json_schema", "json_object", None, None, None, None, None]
         system = fake.requests[-1]["messages"][0]["content"]
     assert not any(r.fallback for r in results) and llm.mode == "prompt"
-    assert "It must match this JSON schema:" in system and '"minItems": 1' in system
+    assert "It must match this JSON schema:" in system and '"minLength": 1' in system
     assert results[0].texts["en"].summary == "Fake analysis of “feat: change number 0”."
 
 
@@ -131,17 +131,33 @@ def test_the_validator_is_strict_about_fields(content, reason):
     assert failure.value.reason == reason
 
 
-def test_empty_strings_and_lists_are_refused_as_the_schema_forbids():
+def test_reason_and_summary_are_required_and_the_rest_may_say_nothing():
     valid = {"change_type": "fix", "importance": "low", "en": {
         "importance_reason": "r", "summary": "s", "impact_scope": ["a"],
         "insight": {"architecture": "a", "performance": "p", "security": "s"}, "risks": ["r"],
         "recommendations": ["q"]}}
     assert parse_answer(json.dumps(valid), ("en",)).texts["en"].summary == "s"
-    for field, empty in (("summary", ""), ("risks", []), ("impact_scope", ["  "])):
+    for field, empty in (("summary", ""), ("importance_reason", "   ")):
         broken = json.loads(json.dumps(valid))
         broken["en"][field] = empty
         with pytest.raises(AnswerError, match="invalid_schema"):
             parse_answer(json.dumps(broken), ("en",))
+    # Nothing to say is nothing shown: empty lists and strings, and stock "nothing" sentences, are empty.
+    quiet = json.loads(json.dumps(valid))
+    quiet["en"].update(impact_scope=["  "], risks=[], recommendations=["No action needed beyond the usual review."],
+                       insight={"architecture": "", "performance": "No performance-relevant change detected.",
+                                "security": "Escapes the title before it reaches the header."})
+    texts = parse_answer(json.dumps(quiet), ("en",)).texts["en"]
+    assert (texts.impact_scope, texts.risks, texts.recommendations) == ((), (), ())
+    assert (texts.insight.architecture, texts.insight.performance) == ("", "")
+    assert texts.insight.security == "Escapes the title before it reaches the header."
+    chinese = {"change_type": "fix", "importance": "low", "zh": {
+        "importance_reason": "修复了标题转义。", "summary": "在写入邮件头之前转义提交标题。", "impact_scope": [],
+        "insight": {"architecture": "无", "performance": "无明显影响。", "security": "无需迁移数据库。"},
+        "risks": ["无明显风险。"], "recommendations": []}}
+    zh = parse_answer(json.dumps(chinese), ("zh",)).texts["zh"]
+    assert (zh.insight.architecture, zh.insight.performance, zh.risks) == ("", "", ())
+    assert zh.insight.security == "无需迁移数据库。"  # says something: kept
     too_many = json.loads(json.dumps(valid))
     too_many["en"]["risks"] = [f"risk {i}" for i in range(9)]
     assert len(parse_answer(json.dumps(too_many), ("en",)).texts["en"].risks) == 5

@@ -9,7 +9,7 @@ from ..sources.commit import CommitRecord
 from .bots import DEFAULT_BOT_LOGINS
 from .heuristic import HeuristicAnalyzer
 from .llm import LLMAnalyzer
-from .result import HEURISTIC_MODEL, AnalysisSet
+from .result import AnalysisSet
 
 
 class Analyzer(Protocol):
@@ -43,13 +43,6 @@ def bot_logins(config: Mapping[str, Any]) -> frozenset[str]:
     """BOT_LOGINS plus the well-known bots, lower-cased."""
     configured = {s.strip().lower() for s in (config.get("BOT_LOGINS") or "").split(",") if s.strip()}
     return frozenset(configured) | DEFAULT_BOT_LOGINS
-
-
-def analyzer_model(config: Mapping[str, Any]) -> str:
-    """The model name make_analyzer's analyzer stores its analyses under (their cache key)."""
-    if not config.get("OPENAI_API_KEY") and not config.get("OPENAI_BASE_URL"):
-        return HEURISTIC_MODEL
-    return str(config.get("OPENAI_MODEL") or "")
 
 
 def make_analyzer(config: Mapping[str, Any], **overrides: Any) -> Analyzer:

@@ -6,11 +6,12 @@ commit differently. `Analysis` is one language's view of it, which the reports r
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from enum import Enum
 from typing import Any
 
-PROMPT_VERSION = "2"  # one request for every language; the schema forbids empty fields
+PROMPT_VERSION = "3"  # one request for every language; insight, risks, recommendations and scope may be empty
 HEURISTIC_MODEL = "heuristic"
 
 
@@ -186,3 +187,12 @@ class AnalysisSet:
         return replace(self, texts={**self.texts, **more}, prompt_tokens=self.prompt_tokens + prompt_tokens,
                        completion_tokens=self.completion_tokens + completion_tokens,
                        requests=self.requests + requests)
+
+
+def analyzer_model(config: Mapping[str, Any]) -> str:
+    """The model name the configured analyzer (analyzer.make_analyzer) stores its analyses under:
+    their cache key. Here, not beside make_analyzer, so the fan-out reads analyses without importing
+    the LLM client."""
+    if not config.get("OPENAI_API_KEY") and not config.get("OPENAI_BASE_URL"):
+        return HEURISTIC_MODEL
+    return str(config.get("OPENAI_MODEL") or "")

@@ -1,6 +1,8 @@
 """The answer a model must give, defined once: the JSON schema sent to the server and the validator
 that reads the answer come from the same field list, so a constrained decoder cannot produce an
-answer the validator refuses (no empty string, no empty list, no list longer than its bound).
+answer the validator refuses (no empty reason or summary, no empty list item, no list longer than its
+bound). The insight fields, risks, recommendations and impact scope may be empty: a commit with
+nothing specific to say there says nothing, and a stock "nothing" sentence counts as empty.
 
 One answer covers every language asked for: `change_type` and `importance` once, then one object of
 texts per language (`{"change_type": ..., "importance": ..., "en": {...}, "zh": {...}}`). When the
@@ -40,22 +42,25 @@ class Field:
     name: str
     chars: int
     description: str
-    max_items: int = 0  # 0: a string; otherwise a list of 1..max_items strings
+    max_items: int = 0  # 0: a string; otherwise a list of up to max_items strings
+    # Optional: "" (or []) when the commit gives nothing specific to say, which the reports then
+    # leave out; a stock sentence saying there is nothing (FILLER) is read as empty too.
+    optional: bool = False
 
 
 TEXT_FIELDS = (
     Field("importance_reason", 300, "Exactly one sentence justifying the importance."),
     Field("summary", 1200, "What the commit changes and why, in one to three sentences."),
-    Field("impact_scope", 120, "Affected modules or paths, most affected first.", max_items=8),
+    Field("impact_scope", 120, "Affected modules or paths, most affected first.", max_items=8, optional=True),
 )
 INSIGHT_FIELDS = (
-    Field("architecture", 600, "Effect on structure, boundaries and design."),
-    Field("performance", 600, "Effect on speed, memory or resource use."),
-    Field("security", 600, "Effect on security: fixes, new exposure, or none."),
+    Field("architecture", 600, "Effect on structure, boundaries and design.", optional=True),
+    Field("performance", 600, "Effect on speed, memory or resource use.", optional=True),
+    Field("security", 600, "Effect on security: a fix or a new exposure.", optional=True),
 )
 LIST_FIELDS = (
-    Field("risks", 300, "Concrete risks the change introduces.", max_items=5),
-    Field("recommendations", 300, "Concrete follow-up actions.", max_items=5),
+    Field("risks", 300, "Concrete risks the change introduces.", max_items=5, optional=True),
+    Field("recommendations", 300, "Concrete follow-up actions.", max_items=5, optional=True),
 )
 TEXT_KEYS = [f.name for f in TEXT_FIELDS] + ["insight"] + [f.name for f in LIST_FIELDS]
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
@@ -63,13 +68,18 @@ _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 def _field_schema(field: Field, constraints: bool, upper_bounds: bool) -> dict[str, Any]:
     string: dict[str, Any] = {"type": "string"}
-    if constraints:
-        string.update(minLength=1, maxLength=field.chars) if upper_bounds else string.update(minLength=1)
+    # An optional string may be empty; a list item never is (an empty list says there is nothing).
+    if constraints and (field.max_items or not field.optional):
+        string["minLength"] = 1
+    if constraints and upper_bounds:
+        string["maxLength"] = field.chars
     if not field.max_items:
         return {**string, "description": field.description}
     array: dict[str, Any] = {"type": "array", "items": string, "description": field.description}
-    if constraints:
-        array.update(minItems=1, maxItems=field.max_items) if upper_bounds else array.update(minItems=1)
+    if constraints and not field.optional:
+        array["minItems"] = 1
+    if constraints and upper_bounds:
+        array["maxItems"] = field.max_items
     return array
 
 
@@ -154,11 +164,28 @@ def _json_object(content: str, wrapped: bool) -> object:
     raise AnswerError("invalid_json")
 
 
+# A sentence that only says there is nothing ("No security impact.", "None", "无明显风险。"): an optional
+# field holding one is empty, so no stock sentence reaches a reader.
+FILLER = re.compile(
+    r"^(?:none|n/?a|nothing(?: [a-z]+){0,3}|not applicable|no (?:[\w-]+ ){0,3}"
+    r"(?:risks?|impacts?|implications?|changes?|concerns?|issues?|effects?|recommendations?|actions?|"
+    r"follow-ups?|relevance)(?: (?:is |are )?(?:detected|expected|identified|needed|required|noted|found|"
+    r"introduced|evident|apparent))?(?: beyond (?:the )?usual review| at this time| for now)?"
+    r"|(?:无|没有|暂无|不涉及)(?:明显|显著|特别|具体|已知|直接|任何)?的?(?:安全|性能|架构)?(?:方面)?的?"
+    r"(?:风险|影响|变化|问题|建议|改动|变更|隐患|后续操作)?)[.。!！]?$", re.IGNORECASE)
+
+
+def is_filler(text: str) -> bool:
+    return bool(FILLER.match(text.strip()))
+
+
 def _text(value: object, field: Field) -> str:
     if not isinstance(value, str):
         raise AnswerError("invalid_schema")
     text = plain(value, field.chars)
-    if not text:
+    if field.optional and is_filler(text):
+        return ""
+    if not text and not field.optional:
         raise AnswerError("invalid_schema")
     return text
 
@@ -166,8 +193,8 @@ def _text(value: object, field: Field) -> str:
 def _items(value: object, field: Field) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise AnswerError("invalid_schema")
-    items = tuple(text for text in (plain(item, field.chars) for item in value) if text)
-    if not items:
+    items = tuple(text for text in (plain(item, field.chars) for item in value) if text and not is_filler(text))
+    if not items and not field.optional:
         raise AnswerError("invalid_schema")
     return items[: field.max_items]  # a server that ignored maxItems: keep the first ones
 
