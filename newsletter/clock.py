@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -31,6 +32,7 @@ DEFAULT_TIMEZONES = {"zh": "Asia/Shanghai", "en": "UTC"}
 WEEKLY_MIN_GAP_DAYS = 4
 
 
+@lru_cache(maxsize=1024)
 def zone(name: str) -> ZoneInfo:
     """The IANA zone; ValueError for a name that is not one."""
     try:

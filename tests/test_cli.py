@@ -129,7 +129,9 @@ def test_demo_runs_days_end_to_end_offline(runner, app, tmp_path):
     client = site.test_client()
     report = next(u for u in links if "/r/local/sample-project/" in u)
     preferences = next(u for u in links if "/preferences/" in u)
-    assert client.get(report.removeprefix(base)).status_code == 200
+    # A commit's permalink (or the repository's archive) leads to the daily report that holds it.
+    page = client.get(report.removeprefix(base), follow_redirects=True)
+    assert page.status_code == 200 and "local/sample-project" in page.get_data(as_text=True)
     page = client.get(preferences.removeprefix(base))
     assert page.status_code == 200 and "demo@example.com" in page.get_data(as_text=True)
     site.extensions["db"].dispose()

@@ -602,7 +602,7 @@ def test_sendgrid_outage_past_the_in_request_retries_is_retried_later(app, sessi
     for i in range(2):
         subscriber(session, f"t{i}@example.com", threshold="high")
     _report_day(app, session)
-    app.config["DELIVERY_BATCH_SIZE"] = 3  # two batches, one per content
+    app.config["DELIVERY_BATCH_SIZE"] = 2  # two batches, one per content, whichever content key sorts first
     with FakeSendGrid() as fake:
         fake.fail_next(500, count=6)  # 1 + 5 retries, about 31 s of backoff in production
         mailer = SendGridMailer(fake.api_key, "news@example.com", host=fake.url, sleep=lambda _s: None)
@@ -789,3 +789,42 @@ def test_commit_times_are_in_each_readers_zone(app, session, outbox):
     # The same commits' instants, each shown in its reader's zone: 5 high commits on the seed day.
     assert len(instants["Asia/Shanghai"]) == 5 and instants["Asia/Shanghai"] == instants["America/New_York"]
     assert instants["Asia/Shanghai"] <= committed
+
+
+def test_readers_of_different_zones_share_one_request_with_their_own_times(app, session):
+    """Same repositories, thresholds, language, local date and window, different zones: one SendGrid
+    request, each personalization carrying its reader's local commit times."""
+    from newsletter.models import FetchedCommit
+    from newsletter.subscribers.validation import parse_schedule
+
+    now = datetime.combine(utcnow().date() + timedelta(days=1), datetime.min.time(), UTC) + timedelta(hours=2)
+    # Addresses of one length: the text footer is wrapped as each reader's own address reads.
+    for address, zone in (("sh@example.com", "Asia/Shanghai"), ("tk@example.com", "Asia/Tokyo")):
+        reader = subscriber(session, address, threshold="high")
+        subscriptions.set_schedule(reader, parse_schedule("en", zone))
+        reader.confirmed_at = now - timedelta(days=10)
+        yesterday = now.replace(hour=0) - timedelta(days=1) - timedelta(hours=1 if zone == "Asia/Tokyo" else 0)
+        session.add(Delivery(subscriber_id=reader.id, date=yesterday.date(), slot=yesterday,
+                             window_start=now - timedelta(days=2), window_end=now - timedelta(days=1),
+                             status=DeliveryStatus.SENT))
+    session.commit()
+    _report_day(app, session)
+    session.execute(update(FetchedCommit).values(first_seen_at=now - timedelta(hours=2)))
+    session.commit()
+    with FakeSendGrid() as fake:
+        mailer = SendGridMailer(fake.api_key, "news@example.com", host=fake.url, sleep=lambda _s: None)
+        result = _deliver(session, app.config, mailer, now)
+        requests = list(fake.requests)
+    assert len(requests) == 1, (result, [(d.subscriber.email, d.slot, d.status, d.error) for d in _rows(session).values()])
+    (request,) = requests
+    assert result["sent"] == 2 and result["requests"] == 1
+    times = {p["to"][0]["email"]: [v for v in p["substitutions"].values() if v.endswith(")") and "Asia/" in v]
+             for p in request["personalizations"]}
+    assert len(times["sh@example.com"]) == len(times["tk@example.com"]) == 5
+    assert all(v.endswith("(Asia/Shanghai)") for v in times["sh@example.com"])
+    assert all(v.endswith("(Asia/Tokyo)") for v in times["tk@example.com"])
+    # The same instants, an hour apart on the clock.
+    shanghai = sorted(datetime.strptime(v[:19], "%Y-%m-%d %H:%M:%S") for v in times["sh@example.com"])
+    tokyo = sorted(datetime.strptime(v[:19], "%Y-%m-%d %H:%M:%S") for v in times["tk@example.com"])
+    assert [t - s for s, t in zip(shanghai, tokyo, strict=True)] == [timedelta(hours=1)] * 5
+    assert "\ue000" not in request["content"][0]["value"]

@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
-from ..analysis.analyzer import analyzer_model
+from ..analysis.result import analyzer_model
 from ..clock import clock_of, window_start
 from ..email.digest import DigestRenderer, localize_times
 from ..email.headers import SubscriberView
@@ -51,6 +51,7 @@ from .rows import (
     gave_up,
     retry_delay,
     retry_window,
+    update_rows,
     waiting_for_retry,
 )
 
@@ -58,23 +59,25 @@ log = logging.getLogger(__name__)
 
 
 _renderers: dict[tuple[Any, ...], DigestRenderer] = {}
-RENDERERS_KEPT = 8  # windows whose compiled sections a worker process keeps
+RENDERERS_KEPT = 4  # windows whose compiled sections a worker process keeps
 
-def renderer_for(session: Session, config: Mapping[str, Any], delivery: Delivery) -> DigestRenderer:
+def renderer_for(session: Session, config: Mapping[str, Any], delivery: Delivery,
+                 private: frozenset[str] | None = None) -> DigestRenderer:
     """The renderer of a delivery's window, kept per worker process so sections are rendered once per
-    window (and zone, and local date), not once per subscriber or per job."""
+    window (and local date), not once per subscriber or per job."""
     subscriber = delivery.subscriber
     return window_renderer(session, config, delivery.date, aware(delivery.window_start), aware(delivery.window_end),
-                           weekly=subscriber.frequency is Frequency.WEEKLY)
+                           weekly=subscriber.frequency is Frequency.WEEKLY, private=private)
 
 def window_renderer(session: Session, config: Mapping[str, Any], day: date, start: datetime, end: datetime,
-                    weekly: bool = False) -> DigestRenderer:
+                    weekly: bool = False, private: frozenset[str] | None = None) -> DigestRenderer:
     """The renderer of the commits first seen in (start, end], dated day; weekly: the weekly layout.
 
     Shared by the readers of every zone: commit times stay in UTC behind a mark until
     digest.localize_times gives each reader theirs.
     """
-    private = store.private_repositories(session)
+    if private is None:
+        private = store.private_repositories(session)
     key = (config["BASE_URL"], day, start, end, weekly, private)
     renderer = _renderers.pop(key, None)
     if renderer is None:
@@ -148,13 +151,13 @@ def send_batch(session: Session, config: Mapping[str, Any], mailer: Mailer, day:
             _skip(session, delivery.id, "subscriber no longer receives email", work.result)
             continue
         view = subscriber_view(config, subscriber, private)
-        renderer = renderer_for(session, config, delivery)
+        renderer = renderer_for(session, config, delivery, private)
         try:
             # Shared: placeholders where the subscriber's own address and links go, so identical
             # emails compare equal and one provider request can carry them all.
             digest = renderer.render(view, shared=True)
             if digest is not None:
-                digest = localize_times(digest, subscriber.timezone)
+                digest = localize_times(digest, subscriber.timezone, shared=True)
         except ValueError as exc:  # one subscriber's bad data must not stop the batch
             log.error("delivery %s cannot be rendered: %s", delivery.id, exc)
             finish(session, [delivery.id], DeliveryStatus.FAILED, error=f"cannot render: {exc}"[:2000])
@@ -193,7 +196,7 @@ def _nothing_to_send(renderer: DigestRenderer, view: SubscriberView) -> str:
     return "nothing at or above the thresholds"
 
 def _skip(session: Session, delivery_id: int, reason: str, result: BatchResult) -> None:
-    session.execute(bulk(update(Delivery)).where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.PENDING)
+    session.execute(update_rows().where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.PENDING)
                     .values(status=DeliveryStatus.SKIPPED, error=reason[:2000], updated_at=utcnow()))
     result.skipped += 1
 
@@ -202,7 +205,7 @@ def _send_chunk(session: Session, mailer: Mailer, group: Group, work: _Batch) ->
     ids = [r.delivery_id for r in group.recipients]
     # Claim: only rows still pending and due are ours; a concurrent or retried job claims none twice.
     claimed = set(session.scalars(
-        bulk(update(Delivery)).where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.PENDING, due(utcnow()))
+        update_rows().where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.PENDING, due(utcnow()))
         .values(status=DeliveryStatus.SENDING, attempts=Delivery.attempts + 1, claimed_by=_claimant(),
                 updated_at=utcnow())
         .returning(Delivery.id)))

@@ -97,14 +97,15 @@ def iter_due(session: Session, now: datetime, page: int = PAGE) -> Iterator[DueE
 
 def content_key(language: str, subscriptions: list[tuple[str, str]], clock: Clock | None = None,
                 day: date | None = None, start: datetime | None = None, end: datetime | None = None) -> str:
-    """Equal for subscribers whose emails differ only in their own address and links: same language,
-    repositories and thresholds, zone and frequency (times and layout), local date and window.
+    """Equal for subscribers whose emails differ only in their own address, links and local commit
+    times (placeholders filled per recipient): same language, repositories and thresholds, frequency
+    (layout), local date and window. The zone is left out: readers of every zone share a content.
 
     send_empty is left out: it changes whether an email goes, never what a sent one holds.
     """
     when = ""
     if clock is not None:
-        when = f"{clock.timezone}|{clock.frequency}|{day}|{start and start.isoformat()}|{end and end.isoformat()}|"
+        when = f"{clock.frequency}|{day}|{start and start.isoformat()}|{end and end.isoformat()}|"
     raw = f"{language}|{when}" + ";".join(f"{r}:{t}" for r, t in sorted(subscriptions))
     return hashlib.sha1(raw.encode()).hexdigest()
 
@@ -128,20 +129,20 @@ def plan(session: Session, now: datetime | None = None, batch_size: int = DEFAUL
     moment = (now or utcnow()).astimezone(UTC)
     result = Plan(moment)
     page: list[dict[str, Any]] = []
-    dates: set[date] = set()
+    created: dict[date, list[tuple[int, str]]] = {}  # the rows inserted now, by date: (id, content key)
     for email in iter_due(session, moment):
         page.append({"subscriber_id": email.subscriber_id, "date": email.date, "slot": email.slot,
                      "window_start": email.window_start, "window_end": email.window_end,
                      "status": DeliveryStatus.PENDING, "content_key": email.content_key})
-        dates.add(email.date)
         if len(page) >= PAGE:
-            result.created += _insert_missing(session, page)
+            _insert_missing(session, page, created)
             page = []
     if page:
-        result.created += _insert_missing(session, page)
+        _insert_missing(session, page, created)
     session.commit()
-    for day in sorted(dates):
-        number_batches(session, day, batch_size, chunk)
+    result.created = sum(len(rows) for rows in created.values())
+    for day in sorted(created):
+        number_batches(session, day, batch_size, chunk, rows=created[day])
     result.batches = due_batches(session)
     return result
 
@@ -157,9 +158,9 @@ def due_batches(session: Session, day: date | None = None) -> dict[date, list[in
             found.setdefault(when, []).append(batch)
     return {when: sorted(batches) for when, batches in sorted(found.items())}
 
-def _insert_missing(session: Session, rows: list[dict[str, Any]]) -> int:
-    """Insert rows whose (subscriber, slot) and (subscriber, date) have no delivery yet; the unique
-    keys guard races."""
+def _insert_missing(session: Session, rows: list[dict[str, Any]], created: dict[date, list[tuple[int, str]]]) -> None:
+    """Insert rows whose (subscriber, slot) and (subscriber, date) have no delivery yet (the unique
+    keys guard races); add the ones inserted to created."""
     dialect = session.get_bind().dialect.name
     now = utcnow()
     for row in rows:
@@ -168,17 +169,24 @@ def _insert_missing(session: Session, rows: list[dict[str, Any]]) -> int:
         row.setdefault("attempts", 0)
     # executemany form: one cached statement, sent in batches by SQLAlchemy's insertmanyvalues.
     # No conflict target: a row that meets either unique key is left out.
-    if dialect == "postgresql":
-        statement = pg_insert(Delivery).on_conflict_do_nothing().returning(Delivery.id)
-    else:
-        statement = sqlite_insert(Delivery).on_conflict_do_nothing().returning(Delivery.id)
-    return len(session.execute(statement, rows).all())
+    insert = pg_insert(Delivery) if dialect == "postgresql" else sqlite_insert(Delivery)
+    statement = insert.on_conflict_do_nothing().returning(Delivery.id, Delivery.date, Delivery.content_key)
+    for delivery_id, day, key in session.execute(statement, rows):
+        created.setdefault(day, []).append((delivery_id, key))
 
-def number_batches(session: Session, day: date, batch_size: int, chunk: int, start: int | None = None) -> list[int]:
-    """Give unnumbered rows batch numbers; a content key is split only at multiples of `chunk`."""
-    rows = session.execute(select(Delivery.id, Delivery.content_key).where(
-        Delivery.date == day, Delivery.batch.is_(None)).order_by(Delivery.content_key, Delivery.id)
-        .execution_options(yield_per=PAGE))
+def number_batches(session: Session, day: date, batch_size: int, chunk: int, start: int | None = None,
+                   rows: list[tuple[int, str]] | None = None) -> list[int]:
+    """Give unnumbered rows batch numbers; a content key is split only at multiples of `chunk`.
+
+    rows: the (id, content key) of the rows to number, when the caller has them (the planner, for the
+    rows it just inserted); otherwise every unnumbered row of day is read (the sweep, after a planner died).
+    """
+    if rows is not None:
+        rows = sorted(rows, key=lambda row: (row[1], row[0]))
+    else:
+        rows = [(delivery_id, key) for delivery_id, key in session.execute(
+            select(Delivery.id, Delivery.content_key).where(Delivery.date == day, Delivery.batch.is_(None))
+            .order_by(Delivery.content_key, Delivery.id))]
     if start is None:
         start = (session.scalar(select(func.max(Delivery.batch)).where(Delivery.date == day)) or 0) + 1
     batches: list[tuple[int, list[int]]] = []

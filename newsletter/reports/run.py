@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from ..analysis.analyzer import Analyzer, make_analyzer
 from ..analysis.facts import commit_facts
-from ..analysis.result import PROMPT_VERSION, AnalysisSet
+from ..analysis.result import AnalysisSet
 from ..errors import SourceError, ValidationError, failure_kind
 from ..models import (
     CommitAnalysis,
@@ -49,6 +49,7 @@ from ..text import plain, storable, storable_json
 from . import days
 from .markdown import render_markdown
 from .model import DailyReport, build_report
+from .store import cached_analyses as _cached
 
 log = logging.getLogger(__name__)
 
@@ -326,22 +327,6 @@ TYPICAL_MINIMUM = 5
 
 
 # 2b. Analyse ---------------------------------------------------------------------------------------
-
-def _cached(session: Session, commit_ids: list[int], model: str) -> dict[int, CommitAnalysis]:
-    """Each commit's analysis by model: the current prompt version's, else the newest older one
-    (a report of a day analyzed before the prompt changed is rebuilt from what it showed)."""
-    if not commit_ids:
-        return {}
-    rows = session.scalars(select(CommitAnalysis).where(
-        CommitAnalysis.commit_id.in_(commit_ids), CommitAnalysis.model == model)
-        .order_by(CommitAnalysis.updated_at))
-    found: dict[int, CommitAnalysis] = {}
-    for row in rows:
-        current = found.get(row.commit_id)
-        if current is None or current.prompt_version != PROMPT_VERSION:
-            found[row.commit_id] = row
-    return found
-
 
 @dataclass(frozen=True)
 class Pending:

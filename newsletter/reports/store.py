@@ -7,8 +7,9 @@ import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, load_only
 
+from ..analysis.result import PROMPT_VERSION
 from ..i18n import LANGUAGES
-from ..models import DailyRun, Report, Repository, RunStatus
+from ..models import CommitAnalysis, DailyRun, Report, Repository, RunStatus
 from .model import DailyReport
 
 
@@ -88,3 +89,19 @@ def day_is_ready(session: Session, day: datetime.date) -> bool:
 def private_repositories(session: Session) -> frozenset[str]:
     """Names of the repositories known to be private: only granted subscriptions may show them."""
     return frozenset(session.scalars(select(Repository.name).where(Repository.private.is_(True))))
+
+
+def cached_analyses(session: Session, commit_ids: list[int], model: str) -> dict[int, CommitAnalysis]:
+    """Each commit's analysis by model: the current prompt version's, else the newest older one
+    (a report of a day analyzed before the prompt changed is rebuilt from what it showed)."""
+    if not commit_ids:
+        return {}
+    rows = session.scalars(select(CommitAnalysis).where(
+        CommitAnalysis.commit_id.in_(commit_ids), CommitAnalysis.model == model)
+        .order_by(CommitAnalysis.updated_at))
+    found: dict[int, CommitAnalysis] = {}
+    for row in rows:
+        current = found.get(row.commit_id)
+        if current is None or current.prompt_version != PROMPT_VERSION:
+            found[row.commit_id] = row
+    return found
