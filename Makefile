@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install install-llm run serve demo-site test test-fast browser kill llm lint
+.PHONY: install install-llm run serve demo-site test test-fast browser kill llm travel lint
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,9 @@ browser: install
 
 kill: install
 	$(BIN)/python -m pytest -m kill
+
+travel: install
+	$(BIN)/python -m pytest -m travel
 
 llm: install-llm
 	$(BIN)/python -m pytest -m llm
