@@ -828,3 +828,28 @@ def test_readers_of_different_zones_share_one_request_with_their_own_times(app, 
     tokyo = sorted(datetime.strptime(v[:19], "%Y-%m-%d %H:%M:%S") for v in times["tk@example.com"])
     assert [t - s for s, t in zip(shanghai, tokyo, strict=True)] == [timedelta(hours=1)] * 5
     assert "\ue000" not in request["content"][0]["value"]
+
+
+def test_a_changed_clock_is_planned_from_its_new_hour_once_a_day(app, session):
+    """next_slot_at only narrows what the planner reads: a clock change resets it, and the new hour
+    gets the next email without a second one the same day."""
+    from newsletter.subscribers.validation import parse_schedule
+
+    reader = subscriber(session, "clock@example.com")
+    reader.confirmed_at = datetime(2026, 3, 1, tzinfo=UTC)
+    session.commit()
+    day = datetime(2026, 3, 10, tzinfo=UTC)
+    assert planning.plan(session, day + timedelta(hours=8, minutes=5)).created == 1
+    session.expire_all()
+    assert rows.aware(reader.next_slot_at) == day + timedelta(days=1, hours=8)
+    subscriptions.update_preferences(session, reader, [(SEED_REPO, Threshold.LOW)], "en", False, False,
+                                     schedule=parse_schedule("en", "UTC", 20))
+    session.commit()
+    assert reader.next_slot_at is None
+    # 20:00 the same day: one email per local day, so nothing; the next is tomorrow at 20:00.
+    assert planning.plan(session, day + timedelta(hours=20, minutes=5)).created == 0
+    assert planning.plan(session, day + timedelta(days=1, hours=8, minutes=5)).created == 0
+    assert planning.plan(session, day + timedelta(days=1, hours=20, minutes=5)).created == 1
+    second = session.scalars(select(Delivery).order_by(Delivery.slot)).all()[-1]
+    assert rows.aware(second.slot) == day + timedelta(days=1, hours=20)
+    assert rows.aware(second.window_start) == day + timedelta(hours=8, minutes=5)
