@@ -15,7 +15,7 @@ from rq.job import Dependency
 
 from newsletter import tick as clock_tick
 from newsletter.models import RunStatus
-from newsletter.reports import ingest, run, store
+from newsletter.reports import days, ingest, run, store
 
 from .context import job_session, redis_connection
 from .deliver import start_delivery
@@ -26,9 +26,6 @@ ANALYSIS_QUEUE = "analysis"
 DAY = 24 * 3600
 
 
-# How far back the scheduler looks for runs that failed or went stale, to resume them.
-RESUME_DAYS = 7
-
 
 def tick(now_iso: str | None = None) -> str:
     """The cron entry: ingest if INGEST_CRON fired, start (or resume) the due daily runs, then plan
@@ -37,7 +34,7 @@ def tick(now_iso: str | None = None) -> str:
     with job_session() as (config, session):
         services = run.make_services(config)
         try:
-            fire = ingest.last_fire(config["INGEST_CRON"], config["DIGEST_TIMEZONE"], now)
+            fire = days.last_fire(config["INGEST_CRON"], config["DIGEST_TIMEZONE"], now)
             ingested = ingest.ingest(session, services, now, due_at=fire)
         finally:
             services.close()

@@ -137,6 +137,22 @@ class Clock:
         gap = (self.local_date(slot) - self.local_date(previous_slot)).days
         return gap >= (WEEKLY_MIN_GAP_DAYS if self.weekly else 1)
 
+    def may_follow(self, previous_slot: datetime | None, slot: datetime) -> bool:
+        """Whether slot may have an email, given the slot of the previous one (None: there was none)."""
+        if previous_slot is None:
+            return True
+        previous = _aware(previous_slot)
+        return slot > previous and self.far_enough(previous, slot)
+
+    def next_email_slot(self, after: datetime, previous_slot: datetime | None) -> datetime:
+        """The first slot after `after` that may have an email: the next email a reader will get."""
+        slot = self.next_slot(after)
+        for _ in range(8):
+            if self.may_follow(previous_slot, slot):
+                break
+            slot = self.next_slot(slot)
+        return slot
+
 
 def due_slot(clock: Clock, now: datetime, confirmed_at: datetime | None,
              previous_slot: datetime | None) -> datetime | None:
@@ -148,11 +164,7 @@ def due_slot(clock: Clock, now: datetime, confirmed_at: datetime | None,
     slot = clock.latest_slot(now)
     if confirmed_at is not None and slot <= _aware(confirmed_at):
         return None
-    if previous_slot is not None:
-        previous = _aware(previous_slot)
-        if slot <= previous or not clock.far_enough(previous, slot):
-            return None
-    return slot
+    return slot if clock.may_follow(previous_slot, slot) else None
 
 
 def window_start(clock: Clock, slot: datetime, previous_cutoff: datetime | None) -> datetime:

@@ -16,7 +16,6 @@ import logging
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -25,28 +24,21 @@ from .delivery import fanout
 from .delivery.mailers import Mailer
 from .models import DailyRun
 from .reports import ingest, run
-from .reports.days import GRACE
-from .reports.ingest import last_fire
+from .reports.days import GRACE, last_fire
 
 log = logging.getLogger(__name__)
 
 RESUME_DAYS = 7  # how far back failed or stale daily runs are resumed
 
 
-def report_day_due(config: Mapping[str, Any], now: datetime) -> date:
-    """The newest report day whose report is due at now: the day before DIGEST_CRON last fired."""
-    fired = last_fire(str(config["DIGEST_CRON"]), str(config["DIGEST_TIMEZONE"]), now)
-    return fired.astimezone(ZoneInfo(str(config["DIGEST_TIMEZONE"]))).date() - timedelta(days=1)
-
-
 def days_to_build(session: Session, config: Mapping[str, Any], now: datetime) -> list[date]:
-    """The due report day if it has no run yet (a fire missed while nothing ticked is caught up; a
-    fire long past is not, so a new installation does not backfill), and recent unfinished runs."""
-    due = report_day_due(config, now)
+    """The day before DIGEST_CRON last fired, if it has no run yet (a fire missed while nothing ticked
+    is caught up; one long past is not, so a new installation does not backfill), and recent
+    unfinished runs."""
     fired = last_fire(str(config["DIGEST_CRON"]), str(config["DIGEST_TIMEZONE"]), now)
+    due = fired.date() - timedelta(days=1)
     wanted = [] if now - fired > max(GRACE, timedelta(days=1)) else [due]
-    lease = run.run_lease(config)
-    behind = run.unfinished_days(session, due - timedelta(days=RESUME_DAYS), lease)
+    behind = run.unfinished_days(session, due - timedelta(days=RESUME_DAYS), run.run_lease(config))
     have = set(session.scalars(select(DailyRun.date).where(DailyRun.date.in_(wanted))))
     return sorted({*behind, *(d for d in wanted if d not in have)})
 

@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any, NoReturn, Protocol
 from urllib.parse import parse_qs, unquote, urlparse
 
-from ..email.digest import fill
 from ..email.headers import RAW_HEADERS
 from ..email.message import OutgoingMessage
+from ..email.placeholders import fill
 from ..errors import ConfigError, DeliveryError
 from ..retry import Backoff, GaveUp, TryAgain, reset_wait, retry_after
 from ..text import header_value

@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from ..clock import Clock, due_slot, window_start
+from ..clock import Clock, clock_of, due_slot, window_start
 from ..models import Delivery, DeliveryStatus, Subscriber, Subscription, utcnow
 from ..reports import store
 from .rows import DEFAULT_BATCH_SIZE, PAGE, active, aware, bulk, due
@@ -77,7 +77,7 @@ def iter_due(session: Session, now: datetime, page: int = PAGE) -> Iterator[DueE
             wanted.setdefault(subscriber_id, []).append((repo, threshold.value))
         upcoming: list[dict[str, Any]] = []
         for person in people:
-            clock = Clock(person.timezone, person.hour, person.frequency.value, person.weekday)
+            clock = clock_of(person)
             before = previous.get(person.id)
             due = due_slot(clock, now, person.confirmed_at, before[0] if before else None)
             upcoming.append({"key": person.id, "next": clock.next_slot(due or now)})

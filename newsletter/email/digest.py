@@ -18,7 +18,6 @@ import dataclasses
 import datetime
 import hashlib
 import re
-import secrets
 import time
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -50,7 +49,6 @@ from .layout import (
     COLLAPSED_NOTE,
     HIGHLIGHTS_HEADING,
     TRUNCATED_NOTE,
-    TZ_MARK,
     WEEK_HIGHLIGHTS_HEADING,
     Fit,
     Piece,
@@ -66,6 +64,14 @@ from .layout import (
     week_of,
 )
 from .message import OutgoingMessage
+from .placeholders import (
+    HTML_PLACEHOLDERS,
+    PLACEHOLDER_NONCE,
+    TEXT_PLACEHOLDERS,
+    TIME_PLACEHOLDERS,
+    TIME_STAMP,
+    fill,
+)
 from .templates import compile_mjml, environment
 
 DEFAULT_HTML_BUDGET = 100_000  # bytes; Gmail clips HTML bodies past about 102 KB
@@ -95,66 +101,27 @@ TEXT_COLUMNS = 78  # the plain-text part is wrapped here; a URL too long for a l
 
 Reports = Mapping[tuple[str, str], DailyReport]
 
-# Placeholders of shared content -------------------------------------------------------------------
-# A backend that takes one content for many recipients (SendGrid) fills each recipient's own address
-# and links in at placeholders, and so would any outside text (a commit message, an LLM summary)
-# that held one. So the renderer puts placeholders only where it puts those values, and each carries
-# a nonce drawn at random once per process: outside text cannot contain one, and a look-alike such as
-# "-rd-preferences-" stays literal. Text and HTML get their own (the HTML value is escaped); no
-# placeholder is a prefix of another, so a backend may substitute them in any order.
-PLACEHOLDER_NONCE = secrets.token_hex(8)
-_PERSONAL = {"email": "email", "preferences_url": "preferences", "unsubscribe_url": "unsubscribe"}
-TEXT_PLACEHOLDERS = {name: f"-rd-{PLACEHOLDER_NONCE}-{short}-t-" for name, short in _PERSONAL.items()}
-HTML_PLACEHOLDERS = {name: f"-rd-{PLACEHOLDER_NONCE}-{short}-h-" for name, short in _PERSONAL.items()}
-# A commit time in a window's email shared by readers of several zones: one placeholder per time,
-# the same in text and HTML (its value, a time and a zone name, reads the same escaped).
-TIME_PLACEHOLDER = "-rd-" + PLACEHOLDER_NONCE + "-time{n}-x-"
-_PLACEHOLDER = re.compile(f"-rd-{PLACEHOLDER_NONCE}-(?:(?:email|preferences|unsubscribe)-[th]|time\\d+-x)-")
 
 
-def fill(content: str, substitutions: Mapping[str, str]) -> str:
-    """content with every placeholder replaced by its value, in one pass (a value is never read again)."""
-    return _PLACEHOLDER.sub(lambda match: substitutions[match.group()], content)
-
-
-_MARKED = f" ({TZ_MARK})"
-_STAMP = len("2026-01-24 09:30:00")  # a time as TIME_FORMAT writes it
+@lru_cache(maxsize=4096)
+def _local_time(stamp: str, timezone: str) -> str:
+    moment = datetime.datetime.strptime(stamp, TIME_STAMP).replace(tzinfo=datetime.UTC)
+    return f"{moment.astimezone(ZoneInfo(timezone)).strftime(TIME_FORMAT)} ({timezone})"
 
 
 def localize_times(digest: RenderedDigest, timezone: str, shared: bool = False) -> RenderedDigest:
-    """A window's email with its commit times (UTC, followed by TZ_MARK) in the reader's zone.
+    """A window's email with its commit times (time placeholders) in the reader's zone.
 
-    shared: each time becomes a placeholder (TIME_PLACEHOLDER, numbered in order of appearance) and
-    the reader's local time its substitution, so readers of every zone get the same content and
-    share provider requests; otherwise the times are written in place.
+    shared: the placeholders stay and the reader's local times become their substitutions, so readers
+    of every zone get the same content and share provider requests; otherwise they are filled in.
     """
-    if TZ_MARK not in digest.html and TZ_MARK not in digest.text:
+    times = {match.group(): _local_time(match.group(1), timezone)
+             for content in (digest.html, digest.text) for match in TIME_PLACEHOLDERS.finditer(content)}
+    if not times:
         return digest
-    zone = ZoneInfo(timezone)
-    tokens: dict[str, str] = {}  # a UTC time as written -> its placeholder
-
-    def local(stamp: str) -> str:
-        try:
-            moment = datetime.datetime.strptime(stamp, TIME_FORMAT).replace(tzinfo=datetime.UTC)
-        except ValueError:  # not a time the renderer wrote: left as it is, with the zone named
-            return f"{stamp} ({timezone})"
-        return f"{moment.astimezone(zone).strftime(TIME_FORMAT)} ({timezone})"
-
-    def localized(content: str) -> str:
-        parts = content.split(_MARKED)
-        for index in range(len(parts) - 1):
-            before, stamp = parts[index][:-_STAMP], parts[index][-_STAMP:]
-            if shared:
-                token = tokens.setdefault(stamp, TIME_PLACEHOLDER.format(n=len(tokens)))
-                parts[index] = before + token
-            else:
-                parts[index] = before + local(stamp)
-        return "".join(parts)
-
-    html, text = localized(digest.html), localized(digest.text)
-    substitutions = dict(digest.substitutions)
-    substitutions.update({token: local(stamp) for stamp, token in tokens.items()})
-    return dataclasses.replace(digest, html=html, text=text, substitutions=substitutions)
+    if shared:
+        return dataclasses.replace(digest, substitutions={**digest.substitutions, **times})
+    return dataclasses.replace(digest, html=fill(digest.html, times), text=fill(digest.text, times))
 
 
 @dataclass(frozen=True)
@@ -271,9 +238,16 @@ def _wrap_line(line: str) -> list[str]:
     return [o.rstrip() for o in out]
 
 
+# A time placeholder stays on the line of the word before it ("🕒 <time>"), as its value would.
+_BEFORE_TIME = " -rd-" + PLACEHOLDER_NONCE + "-time"
+_GLUED_TIME = "\x00-rd-" + PLACEHOLDER_NONCE + "-time"
+
+
 def wrap_text(text: str) -> str:
     """text with every line longer than TEXT_COLUMNS wrapped (continuations indented under their line)."""
-    return "\n".join(wrapped for line in text.split("\n") for wrapped in _wrap_line(line))
+    glued = text.replace(_BEFORE_TIME, _GLUED_TIME)
+    wrapped = "\n".join(wrapped for line in glued.split("\n") for wrapped in _wrap_line(line))
+    return wrapped.replace(_GLUED_TIME, _BEFORE_TIME)
 
 
 def text_values(values: Mapping[str, str], email: str, shown_email: str) -> dict[str, str]:

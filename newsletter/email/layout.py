@@ -23,6 +23,7 @@ from ..i18n import t
 from ..reports.model import GROUPS, DailyReport, Entry, Highlight
 from ..reports.wording import failure_text, stats_line
 from ..text import plain
+from .placeholders import TIME_PLACEHOLDER, TIME_STAMP
 
 THRESHOLD_GROUPS: dict[str, tuple[str, ...]] = {"high": ("high",), "medium": ("high", "medium"), "low": GROUPS}
 # The piece a commit of each group gets in full; groups not named here are one line each.
@@ -35,11 +36,6 @@ def report_url(config: Mapping[str, Any], repo: str, date: datetime.date, lang: 
     """The full web report of one repository, day and language."""
     owner, _, name = repo.partition("/")
     return f"{config['BASE_URL']}/r/{quote(owner, safe='')}/{quote(name, safe='')}/{date.isoformat()}?lang={lang}"
-
-
-# Stands for the reader's zone after a commit time in UTC (private-use characters, which no
-# renderer or wrapper touches); digest.localize_times puts the reader's local time in its place.
-TZ_MARK = "\ue000tz\ue001"
 
 
 def archive_url(config: Mapping[str, Any], repo: str, lang: str) -> str:
@@ -67,7 +63,7 @@ class RepoDay:
     # Set for an email's window, which spans report days: each commit links to its permalink (this
     # prefix, the sha, then ?lang=) and url is the repository's archive.
     permalink: str = ""
-    # An email's window: commit times are in UTC behind TZ_MARK, and each reader gets them in their
+    # An email's window: commit times are placeholders (time_token), and each reader gets them in their
     # own zone (digest.localize_times), so one compiled window serves readers of every zone.
     window: bool = False
     # The weekly email: its wording speaks of the week; `days` are the daily reports holding the
@@ -113,9 +109,11 @@ class RepoDay:
 
     @property
     def timezone(self) -> str:
-        if self.window:
-            return TZ_MARK
         return plain(self.report.timezone, 60) if self.report is not None else "UTC"
+
+    def time_token(self, entry: Entry) -> str:
+        """A window email's placeholder for the commit's time, filled with each reader's local time."""
+        return TIME_PLACEHOLDER.format(stamp=entry.committed_at.astimezone(datetime.UTC).strftime(TIME_STAMP))
 
     def entry_url(self, entry: Entry) -> str:
         """The entry's section of the web report, or the commit's own page when there is no web report."""

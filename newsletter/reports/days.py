@@ -71,16 +71,20 @@ def hourly(expression: str) -> str:
     return f"{expression.split()[0]} * * * *"
 
 
+def last_fire(expression: str, timezone: str, now: datetime) -> datetime:
+    """The latest instant at or before now at which expression fires in timezone, aware in that zone."""
+    tz = ZoneInfo(timezone)
+    local_now = now.astimezone(tz).replace(tzinfo=None) + timedelta(seconds=1)
+    return croniter(expression, local_now).get_prev(datetime).replace(tzinfo=tz)
+
+
 def due_report_date(expression: str, timezone: str, now: datetime, grace: timedelta = GRACE) -> date | None:
     """The report date to run if expression fired in timezone within `grace` before now, else None.
 
     A report covers the calendar day before the fire time (in timezone).
     """
-    tz = ZoneInfo(timezone)
-    local_now = now.astimezone(tz)
-    fired = croniter(expression, local_now.replace(tzinfo=None) + timedelta(seconds=1)).get_prev(datetime)
-    fired = fired.replace(tzinfo=tz)
-    if local_now - fired > grace:
+    fired = last_fire(expression, timezone, now)
+    if now - fired > grace:
         return None
     return fired.date() - timedelta(days=1)
 

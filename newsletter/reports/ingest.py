@@ -13,9 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from croniter import croniter
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -30,14 +28,6 @@ log = logging.getLogger(__name__)
 
 # An ingestion whose row is older than this and still unfinished died with its process: run it again.
 STALE = timedelta(minutes=50)
-
-
-def last_fire(expression: str, timezone: str, now: datetime) -> datetime:
-    """The latest instant at or before now at which expression fires in timezone, in UTC."""
-    tz = ZoneInfo(timezone)
-    local = now.astimezone(tz).replace(tzinfo=None) + timedelta(seconds=1)
-    fired = croniter(expression, local).get_prev(datetime).replace(tzinfo=tz)
-    return fired.astimezone(UTC)
 
 
 def _open(session: Session, due_at: datetime, now: datetime) -> IngestRun | None:

@@ -113,7 +113,3 @@ class WindowReports(Mapping[tuple[str, str], DailyReport]):
     def unreported(self, repo: str) -> int:
         """How many of the window's commits of repo belong to no built daily report yet."""
         return sum(1 for c in self._commits(repo).commits if c.report_date is None)
-
-    def commit_ids(self, repos: list[str]) -> list[int]:
-        """The stored ids of the window's commits of repos (tests and the bench count them)."""
-        return [c.id for repo in repos for c in self._commits(repo).commits]

@@ -328,15 +328,8 @@ def _next_email(subscriber: Subscriber, lang: str, now: datetime | None = None) 
     such as a weekly weekday moved to two days after the last email.
     """
     clock: Clock = clock_of(subscriber)
-    slot = clock.next_slot(now or datetime.now(UTC))
     previous = db().scalar(select(func.max(Delivery.slot)).where(Delivery.subscriber_id == subscriber.id))
-    if previous is not None:
-        previous = previous if previous.tzinfo else previous.replace(tzinfo=UTC)
-        for _ in range(8):
-            if slot > previous and clock.far_enough(previous, slot):
-                break
-            slot = clock.next_slot(slot)
-    return describe(clock, slot, lang)
+    return describe(clock, clock.next_email_slot(now or datetime.now(UTC), previous), lang)
 
 
 # Unsubscribe (RFC 8058) -----------------------------------------------------------------------
