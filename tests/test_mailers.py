@@ -206,6 +206,25 @@ def test_sendgrid_request_that_never_answers_times_out_as_transient():
         assert time.monotonic() - started < 5 and fake.attempts == 2
 
 
+def test_sendgrid_keeps_one_connection_open_and_replaces_one_the_server_closed():
+    with FakeSendGrid() as fake:
+        mailer = SendGridMailer(fake.api_key, "news@example.com", host=fake.url, sleep=lambda _s: None)
+        for _ in range(4):
+            assert mailer.send(_message())
+        fake.fail_next(503)  # an error answer keeps the connection too
+        assert mailer.send(_message())
+        assert fake.connections == 1 and len(fake.requests) == 5 and fake.attempts == 6
+        fake.drop_connections()  # SendGrid closes idle connections
+        assert mailer.send(_message())
+        assert fake.connections == 2 and len(fake.requests) == 6 and fake.attempts == 7  # sent once, not retried
+
+
+def test_sendgrid_unreachable_is_transient():
+    mailer = SendGridMailer("SG.x", "news@example.com", host="http://127.0.0.1:9", max_retries=1, sleep=lambda _s: None)
+    with pytest.raises(mailers.TransientDeliveryError, match="network error"):
+        mailer.send(_message())
+
+
 def test_make_mailer_gives_sendgrid_its_timeout():
     config = {"MAIL_BACKEND": "sendgrid", "MAIL_FROM": "n@example.com", "SENDGRID_API_KEY": "SG.x",
               "SENDGRID_API_HOST": "http://127.0.0.1:9", "SENDGRID_TIMEOUT": 0.25}

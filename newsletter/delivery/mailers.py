@@ -307,6 +307,38 @@ class _Refused(Exception):
 _PERSONALIZATION = re.compile(r"^personalizations\.(\d+)\.")
 
 
+class KeepAlive:
+    """POSTs over one connection kept open between requests (a urllib3 pool of one per host).
+
+    python_http_client, under the official SendGrid client, builds a urllib opener and formats the
+    whole payload for a debug line on every request, then opens a new connection (a TCP and TLS
+    handshake with SendGrid) for it; for a fan-out of thousands of requests that is most of the
+    cost of sending. urllib3 retries nothing here (a POST sent twice could be two emails): the
+    caller's backoff decides. A pooled connection the server closed while idle is noticed before
+    reuse and replaced. Raises TimeoutError for a request unanswered in time, OSError for network
+    errors (refused, reset, closed mid-answer).
+    """
+
+    def __init__(self) -> None:
+        import urllib3
+
+        self.pool = urllib3.PoolManager(num_pools=2, maxsize=1, retries=False)
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Any:
+        """The response (status, headers, data), whatever its status."""
+        import urllib3
+
+        try:
+            return self.pool.request("POST", url, body=body, headers=dict(headers), retries=False,
+                                     timeout=urllib3.Timeout(connect=timeout, read=timeout))
+        except urllib3.exceptions.NewConnectionError as exc:  # refused, unreachable (a TimeoutError to urllib3)
+            raise OSError(str(exc.__cause__ or exc.__context__ or exc)) from None
+        except urllib3.exceptions.TimeoutError as exc:
+            raise TimeoutError(str(exc)) from None
+        except urllib3.exceptions.HTTPError as exc:  # reset, closed mid-answer, a protocol error
+            raise OSError(str(exc.__cause__ or exc.__context__ or exc)) from None
+
+
 class SendGridMailer:
     """Posts to SendGrid's v3 /mail/send with the official client.
 
@@ -329,6 +361,11 @@ class SendGridMailer:
         from sendgrid import SendGridAPIClient
 
         self.client = SendGridAPIClient(api_key=api_key, host=host.rstrip("/"))
+        # The official client's URL and headers (authorization, user agent); KeepAlive sends the request.
+        send = self.client.client.mail.send
+        self.url = send._build_url(None)
+        self.headers = {**send.request_headers, "Content-Type": "application/json"}
+        self.transport = KeepAlive()
         self.mail_from = mail_from
         self.timeout = timeout
         self._backoff = Backoff(retries=max_retries, base=backoff, max_wait=max_wait, sleep=sleep)
@@ -375,29 +412,26 @@ class SendGridMailer:
 
     def _post(self, body: dict[str, Any]) -> str:
         """One request, retried within itself; raises _Refused or TransientDeliveryError."""
-        from python_http_client.exceptions import HTTPError
+        data = json.dumps(body).encode("utf-8")
 
         def attempt(_number: int) -> str:
             self.requests += 1
             try:
-                # The client has no timeout of its own: without one a server that accepts and never
-                # answers holds the worker (and its claimed rows) forever.
-                response = self.client.client.mail.send.post(request_body=body, timeout=self.timeout)
-            except HTTPError as exc:
-                status = exc.status_code
-                if status != 429 and status < 500:
-                    raise _Refused(status, exc.body) from None
-                headers = dict(exc.headers.items()) if hasattr(exc.headers, "items") else {}
-                wait = retry_after(headers)
-                raise TryAgain(f"HTTP {status}", wait=reset_wait(headers) if wait is None else wait) from None
+                # Always with a timeout: a server that accepts and never answers would hold the worker
+                # (and its claimed rows) forever.
+                response = self.transport.post(self.url, data, self.headers, self.timeout)
             except TimeoutError:
                 raise TryAgain(f"no answer within {self.timeout:g} s (timed out)") from None
             except OSError as exc:
-                reason = getattr(exc, "reason", exc)
-                if isinstance(reason, TimeoutError):
-                    raise TryAgain(f"no answer within {self.timeout:g} s (timed out)") from None
-                raise TryAgain(f"network error {reason}") from None
-            return (response.headers or {}).get("X-Message-Id", "") if response.headers else ""
+                raise TryAgain(f"network error {exc}") from None
+            status = response.status
+            if status == 429 or status >= 500:
+                headers = dict(response.headers.items())
+                wait = retry_after(headers)
+                raise TryAgain(f"HTTP {status}", wait=reset_wait(headers) if wait is None else wait)
+            if status >= 300:
+                raise _Refused(status, response.data)
+            return str(response.headers.get("X-Message-Id", ""))
 
         try:
             return self._backoff.call(attempt, what="SendGrid mail/send", logger=log)

@@ -28,6 +28,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *_args):
         pass
 
+    def setup(self):
+        super().setup()
+        with self.fake.lock:
+            self.fake.connections += 1
+            self.fake.sockets.append(self.connection)
+
     def _reply(self, status: int, body: dict | None = None, headers: dict | None = None) -> None:
         data = json.dumps(body).encode() if body is not None else b""
         self.send_response(status)
@@ -102,6 +108,8 @@ class FakeSendGrid(LoopbackServer):
         self.refusals: list[dict] = []  # bodies answered 400 for a bad address
         self.hung: list[dict] = []  # bodies read and never answered
         self.attempts = 0
+        self.connections = 0  # TCP connections accepted
+        self.sockets: list = []  # their sockets, for drop_connections
         self.invalid_addresses: set[str] = set()  # addresses SendGrid's own check refuses
         self.hanging = 0  # requests read and left unanswered right now
         self._actions: deque = deque()
@@ -117,6 +125,18 @@ class FakeSendGrid(LoopbackServer):
     @property
     def url(self) -> str:
         return self.origin
+
+    def drop_connections(self) -> None:
+        """Close every open connection from the server's side, as SendGrid does to idle ones."""
+        import socket
+
+        with self.lock:
+            sockets, self.sockets = self.sockets, []
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def fail_next(self, status: int, count: int = 1, headers: dict | None = None) -> None:
         """Answer the next `count` sends with `status` (e.g. 429 with Retry-After, 500)."""
