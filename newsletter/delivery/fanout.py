@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Update, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from ..analysis.result import analyzer_model
@@ -127,6 +127,7 @@ class _Batch:
     result: BatchResult
     window: timedelta
     halted: tuple[datetime, str] | None = None  # (retry at, why): the rest of the batch waits too
+    accepted: tuple[list[int], str] | None = None  # (ids, message id) sent, marked with the next claim
 
 def send_batch(session: Session, config: Mapping[str, Any], mailer: Mailer, day: date, batch: int) -> BatchResult:
     """Render and send the pending deliveries of one batch that are due, one claimed chunk at a time.
@@ -178,6 +179,7 @@ def send_batch(session: Session, config: Mapping[str, Any], mailer: Mailer, day:
         group.recipients.append(Recipient(delivery.id, subscriber.email, digest.substitutions, dict(digest.headers)))
     if group is not None:
         _send_chunk(session, mailer, group, work)
+    _mark_accepted(session, work)
     if work.halted is not None:
         # The backend is down: the other due rows (this batch's rest, other batches') wait as long,
         # rather than each batch job spending its own timeouts and retries on it.
@@ -203,12 +205,7 @@ def _skip(session: Session, delivery_id: int, reason: str, result: BatchResult) 
 def _send_chunk(session: Session, mailer: Mailer, group: Group, work: _Batch) -> None:
     """Claim the group's rows (pending → sending), hand them to the mailer, record the outcome."""
     ids = [r.delivery_id for r in group.recipients]
-    # Claim: only rows still pending and due are ours; a concurrent or retried job claims none twice.
-    claimed = set(session.scalars(
-        update_rows().where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.PENDING, due(utcnow()))
-        .values(status=DeliveryStatus.SENDING, attempts=Delivery.attempts + 1, claimed_by=_claimant(),
-                updated_at=utcnow())
-        .returning(Delivery.id)))
+    claimed = _claim(session, ids, work)
     session.commit()  # also commits the previous chunk's outcome and the skips recorded since
     chunk = [r for r in group.recipients if r.delivery_id in claimed]
     if not chunk:
@@ -232,10 +229,40 @@ def _send_chunk(session: Session, mailer: Mailer, group: Group, work: _Batch) ->
         finish(session, mine, DeliveryStatus.FAILED, error=str(exc)[:2000])
         work.result.failed += len(chunk)
         return
-    # Committed with the next chunk's claim (or at the end of the batch): one commit per chunk. A
-    # worker killed before that leaves these rows `sending`, which recovery marks failed, never resent.
-    finish(session, mine, DeliveryStatus.SENT, commit=False, message_id=(message_id or "")[:200], error=None)
+    # Marked sent by the next chunk's claim (or at the end of the batch), in its commit: one statement
+    # and one commit per chunk. A worker killed before that commit leaves these rows `sending`, which
+    # recovery marks failed, never resent.
+    work.accepted = (mine, message_id or "")
     work.result.sent += len(chunk)
+
+def _claim(session: Session, ids: list[int], work: _Batch) -> set[int]:
+    """Claim the rows of ids still pending and due (pending → sending) and mark the previous chunk's
+    accepted rows sent. On PostgreSQL one statement does both (the mark as a data-modifying CTE);
+    elsewhere two. Only rows still pending are claimed, so a concurrent or retried job claims none twice."""
+    now = utcnow()
+    claim = (update_rows().where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.PENDING, due(now))
+             .values(status=DeliveryStatus.SENDING, attempts=Delivery.attempts + 1, claimed_by=_claimant(),
+                     updated_at=now).returning(Delivery.id))
+    connection = session.connection()
+    if work.accepted is not None and connection.dialect.name == "postgresql":
+        sent_ids, message_id = work.accepted
+        work.accepted = None
+        claim = claim.add_cte(_sent(sent_ids, message_id, now).returning(Delivery.id).cte("marked_sent"))
+    else:
+        _mark_accepted(session, work)
+    return set(connection.execute(claim).scalars())
+
+def _sent(ids: list[int], message_id: str, now: datetime) -> Update:
+    return update_rows().where(Delivery.id.in_(ids)).values(
+        status=DeliveryStatus.SENT, sent_at=now, updated_at=now, next_attempt_at=None,
+        message_id=message_id[:200], error=None)
+
+def _mark_accepted(session: Session, work: _Batch) -> None:
+    """Mark the rows the backend accepted sent (in the caller's transaction)."""
+    if work.accepted is not None:
+        ids, message_id = work.accepted
+        work.accepted = None
+        session.connection().execute(_sent(ids, message_id, utcnow()))
 
 def _record_partial(session: Session, ids: list[int], outcome: PartialDelivery, work: _Batch) -> None:
     """Some of a chunk accepted, some refused for good, some to be tried again."""
@@ -317,7 +344,8 @@ def prepare(session: Session, config: Mapping[str, Any], mailer: Mailer, now: da
     recover(session, None, lease=claim_lease(mailer))
     expired = expire(session, config)
     # Batches keep a content key whole up to what the backend takes in one hand-off (SendGrid: 1000).
-    planned = plan(session, now, batch_size=batch_size(config), chunk=max(1, mailer.max_recipients))
+    planned = plan(session, now, batch_size=batch_size(config), chunk=max(1, mailer.max_recipients),
+                   fetch_timeout=timedelta(seconds=int(config.get("JOB_TIMEOUT") or 1800)))
     planned.expired = expired
     return planned
 
