@@ -173,6 +173,9 @@ class Repository(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     # errors.FAILURE_KINDS of last_error: what readers are told (never the error text).
     last_error_kind: Mapped[str | None] = mapped_column(String(20))
+    # A fetch in progress since then (reports/run.collect): set and committed when it starts, cleared
+    # when its commits are stored. Windows planned meanwhile end just before it (reports/window.cutoff).
+    collecting_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
 
 

@@ -853,3 +853,55 @@ def test_a_changed_clock_is_planned_from_its_new_hour_once_a_day(app, session):
     second = session.scalars(select(Delivery).order_by(Delivery.slot)).all()[-1]
     assert rows.aware(second.slot) == day + timedelta(days=1, hours=20)
     assert rows.aware(second.window_start) == day + timedelta(hours=8, minutes=5)
+
+
+def test_a_commit_stored_while_an_email_is_planned_goes_in_the_next_email(app, session, github, outbox):
+    """A fetch stamps its new commits first seen when it starts and stores them when it is done. An email
+    planned in between (here: a fetch of the hourly ingestion held up by a slow GitHub while delivery
+    runs in another process) ends its window before that fetch, so its commits are in the next email,
+    not in none."""
+    from newsletter.models import FetchedCommit, Repository
+    from newsletter.reports import ingest
+
+    reader = subscriber(session, "race@example.com")
+    _report_day(app, session)
+    now = utcnow()
+    reader.timezone, reader.hour = "UTC", (now - timedelta(hours=1)).hour  # their slot has come
+    reader.confirmed_at, reader.next_slot_at = now - timedelta(days=3), None
+    session.commit()
+    late = github.add_commit(SEED_REPO, "fix: drop the stale lease before the scheduler retries",
+                             date=now - timedelta(minutes=5))
+    github.delay(f"/commits/{late}$", seconds=2)
+
+    def fetch() -> None:
+        with app.app_context():
+            own = app.extensions["db"].session
+            try:
+                ingest.ingest(own, run.make_services(app.config), due_at=now + timedelta(days=30))
+            finally:
+                own.remove()
+
+    fetching = threading.Thread(target=fetch)
+    fetching.start()
+    repository = session.scalar(select(Repository).where(Repository.name == SEED_REPO))
+    deadline = time.monotonic() + 10
+    while True:  # the fetch has started: stamped, not stored
+        session.expire_all()
+        if repository.collecting_since is not None or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert repository.collecting_since is not None
+    first = fanout.deliver_sync(session, app.config, make_mailer(app.config))
+    fetching.join(timeout=30)
+    assert first["sent"] == 1 and not fetching.is_alive()
+    session.expire_all()
+    stored = session.scalar(select(FetchedCommit).where(FetchedCommit.sha == late))
+    assert stored is not None and repository.collecting_since is None
+    cut = session.scalar(select(Delivery.window_end))
+    assert rows.aware(cut) < rows.aware(stored.first_seen_at)
+
+    second = fanout.deliver_sync(session, app.config, make_mailer(app.config), now=_later())
+    assert second["sent"] == 1, second
+    emails = [body_text(m) for m in outbox.messages()]
+    assert len(emails) == 2
+    assert sum("stale lease" in text for text in emails) == 1

@@ -24,11 +24,13 @@ from sqlalchemy.orm import Session
 from ..clock import Clock, clock_of, due_slot, window_start
 from ..models import Delivery, DeliveryStatus, Subscriber, Subscription, utcnow
 from ..reports import store
+from ..reports.window import cutoff
 from .rows import DEFAULT_BATCH_SIZE, PAGE, active, aware, bulk, due
 
 # How far back a subscriber's previous email is looked for; one older than this (a long pause) no
 # longer bounds the window, and the next email covers the period before its slot as a first one does.
 LOOKBACK = timedelta(days=15)
+DEFAULT_FETCH_TIMEOUT = timedelta(seconds=1800)  # JOB_TIMEOUT's default: no fetch outlives its job
 
 
 @dataclass(frozen=True)
@@ -43,14 +45,16 @@ class DueEmail:
     content_key: str
 
 
-def iter_due(session: Session, now: datetime, page: int = PAGE) -> Iterator[DueEmail]:
+def iter_due(session: Session, now: datetime, page: int = PAGE, end: datetime | None = None) -> Iterator[DueEmail]:
     """Every active subscriber with subscriptions whose slot is due at now, one keyset page at a time:
-    plain rows, never all subscribers in memory, no ORM objects per subscriber.
+    plain rows, never all subscribers in memory, no ORM objects per subscriber. Windows end at end
+    (default: now).
 
     Only subscribers whose next_slot_at has come (or is unknown) are looked at; each one's
     next_slot_at moves to their next slot, in the transaction that inserts their delivery.
     """
     last = 0
+    end = now if end is None else end
     private = store.private_repositories(session)
     while True:
         people = session.execute(
@@ -63,11 +67,11 @@ def iter_due(session: Session, now: datetime, page: int = PAGE) -> Iterator[DueE
             return
         ids = [p.id for p in people]
         previous: dict[int, tuple[datetime, datetime]] = {}
-        for subscriber_id, slot, end in session.execute(
+        for subscriber_id, slot, previous_end in session.execute(
                 select(Delivery.subscriber_id, Delivery.slot, Delivery.window_end)
                 .where(Delivery.subscriber_id.in_(ids), Delivery.slot > now - LOOKBACK)
                 .order_by(Delivery.slot)):
-            previous[subscriber_id] = (aware(slot), aware(end))
+            previous[subscriber_id] = (aware(slot), aware(previous_end))
         wanted: dict[int, list[tuple[str, str]]] = {}
         for subscriber_id, repo, threshold, granted in session.execute(
                 select(Subscription.subscriber_id, Subscription.repo, Subscription.threshold, Subscription.granted)
@@ -83,10 +87,10 @@ def iter_due(session: Session, now: datetime, page: int = PAGE) -> Iterator[DueE
             upcoming.append({"key": person.id, "next": clock.next_slot(due or now)})
             if due is None or person.id not in wanted:
                 continue
-            start = window_start(clock, due, before[1] if before else None)
+            start = min(window_start(clock, due, before[1] if before else None), end)
             local = clock.local_date(due)
-            key = content_key(person.language, wanted[person.id], clock, local, start, now)
-            yield DueEmail(person.id, local, due, start, now, key)
+            key = content_key(person.language, wanted[person.id], clock, local, start, end)
+            yield DueEmail(person.id, local, due, start, end, key)
         # Part of the caller's transaction, committed with the deliveries inserted for this page.
         table = Subscriber.__table__
         assert isinstance(table, Table)
@@ -124,13 +128,17 @@ class Plan:
         return sum(len(numbers) for numbers in self.batches.values())
 
 def plan(session: Session, now: datetime | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-         chunk: int = 1000) -> Plan:
-    """Create the pending deliveries due at now (idempotently) and number them into batches."""
+         chunk: int = 1000, fetch_timeout: timedelta = DEFAULT_FETCH_TIMEOUT) -> Plan:
+    """Create the pending deliveries due at now (idempotently) and number them into batches.
+
+    Their windows end at now, or just before a fetch still storing its commits (window.cutoff;
+    fetch_timeout: how long a fetch may take before its mark is taken for one whose process died).
+    """
     moment = (now or utcnow()).astimezone(UTC)
     result = Plan(moment)
     page: list[dict[str, Any]] = []
     created: dict[date, list[tuple[int, str]]] = {}  # the rows inserted now, by date: (id, content key)
-    for email in iter_due(session, moment):
+    for email in iter_due(session, moment, end=cutoff(session, moment, fetch_timeout)):
         page.append({"subscriber_id": email.subscriber_id, "date": email.date, "slot": email.slot,
                      "window_start": email.window_start, "window_end": email.window_end,
                      "status": DeliveryStatus.PENDING, "content_key": email.content_key})

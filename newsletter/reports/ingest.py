@@ -80,6 +80,7 @@ def ingest(session: Session, services: Services, now: datetime | None = None,
             repository = session.get_one(Repository, repository.id)
             repository.last_error = plain(str(exc), ERROR_CHARS)
             repository.last_error_kind = failure_kind(exc)
+            repository.collecting_since = None
             session.commit()
             failed[name] = repository.last_error_kind
             log.error("ingest %s failed: %s", name, exc)

@@ -238,6 +238,11 @@ def collect(session: Session, services: Services, repository: Repository, day: d
     day they were first seen on; a repository fetched for the first time then takes the last 24 hours.
     """
     now = (now or utcnow()).astimezone(UTC)  # stored and compared in UTC (SQLite keeps no zone)
+    # Committed before anything is stamped: a window planned while the commits below are not stored
+    # yet ends before `now` (window.cutoff), so they go to readers' next emails, not to none. Cleared
+    # in the caller's commit that stores them (or by its failure path: stop_collecting).
+    repository.collecting_since = now
+    session.commit()
     source = services.sources.source_for(repository.name)
     before = source.requests
     info = source.resolve(repository.name)
@@ -287,6 +292,7 @@ def collect(session: Session, services: Services, repository: Repository, day: d
             if row.sha not in fetched:
                 row.report_date = day
                 collected.commits.append(row)
+    repository.collecting_since = None  # stored with the commits, in the caller's commit
     session.flush()
     if not backfill:
         if repository.watermark_sha is None and shas and day is not None:
@@ -477,9 +483,17 @@ def run_repository(session: Session, services: Services, repo_run_id: int) -> Re
     return repo_run
 
 
+def stop_collecting(session: Session, repository_id: int) -> None:
+    """A fetch that failed stored nothing: windows need not end before it any more (in the caller's
+    transaction)."""
+    session.execute(update(Repository).where(Repository.id == repository_id).values(collecting_since=None)
+                    .execution_options(synchronize_session=False))
+
+
 def _record_crash(session: Session, repo_run_id: int, exc: BaseException) -> None:
     try:
         repo_run = session.get_one(RepoRun, repo_run_id)
+        stop_collecting(session, repo_run.repository_id)
         repo_run.error = plain(f"{type(exc).__name__}: {exc}", ERROR_CHARS)
         session.commit()
     except Exception:  # the database may be what failed; the run's lease covers that case
@@ -504,6 +518,7 @@ def _fail_repository(session: Session, services: Services, repo_run_id: int, err
     repository = repo_run.repository
     log.error("%s failed for %s: %s", repository.name, run.date, error)
     repository.last_error, repository.last_error_kind = error[:ERROR_CHARS], kind
+    repository.collecting_since = None
     repo_run.status = RepoRunStatus.FAILED
     repo_run.error = error[:ERROR_CHARS]
     repo_run.finished_at = utcnow()

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..analysis.result import AnalysisSet
@@ -19,6 +19,23 @@ from ..models import FetchedCommit, Repository
 from ..sources.commit import CommitRecord
 from .model import DailyReport, build_report
 from .store import cached_analyses as _cached
+
+
+def cutoff(session: Session, now: datetime.datetime, fetch_timeout: datetime.timedelta) -> datetime.datetime:
+    """Where a window planned at now ends: now, or just before the earliest fetch still in progress.
+
+    A fetch stamps its new commits first seen at the instant it started (Repository.collecting_since)
+    and stores them when it is done; ending the window before that instant sends them in the next
+    email instead of losing them to a window already cut. A mark older than fetch_timeout is left
+    by a process that died (its commits were never stored) and is ignored.
+    """
+    now = now.astimezone(UTC)
+    since = session.scalar(select(func.min(Repository.collecting_since)).where(
+        Repository.collecting_since > now - fetch_timeout, Repository.collecting_since <= now))
+    if since is None:
+        return now
+    since = since if since.tzinfo else since.replace(tzinfo=UTC)
+    return min(now, since - datetime.timedelta(microseconds=1))
 
 
 @dataclass(frozen=True)
