@@ -866,13 +866,16 @@ def test_a_changed_clock_is_planned_from_its_new_hour_once_a_day(app, session):
     assert rows.aware(second.window_start) == day + timedelta(hours=8, minutes=5)
 
 
-def test_a_commit_stored_while_an_email_is_planned_goes_in_the_next_email(app, session, github, outbox):
-    """A fetch stamps its new commits first seen when it starts and stores them when it is done. An email
-    planned in between (here: a fetch of the hourly ingestion held up by a slow GitHub while delivery
-    runs in another process) ends its window before that fetch, so its commits are in the next email,
-    not in none."""
+@pytest.mark.parametrize("slow", ["github", "model"])
+def test_a_commit_stored_while_an_email_is_planned_goes_in_the_next_email(app, session, github, outbox, slow):
+    """A fetch stamps its new commits first seen when it starts, and stores them and then their analyses.
+    An email planned in between (here: the hourly ingestion held up by a slow GitHub, or by a slow
+    model after the commits are stored, while delivery runs in another process) ends its window before
+    that fetch, so its commits are in the next email, analysed, not in none (or in one unanalysed)."""
     from newsletter.models import FetchedCommit, Repository
     from newsletter.reports import ingest
+
+    from .fakes.openai import FakeOpenAI
 
     reader = subscriber(session, "race@example.com")
     _report_day(app, session)
@@ -882,13 +885,17 @@ def test_a_commit_stored_while_an_email_is_planned_goes_in_the_next_email(app, s
     session.commit()
     late = github.add_commit(SEED_REPO, "fix: drop the stale lease before the scheduler retries",
                              date=now - timedelta(minutes=5))
-    github.delay(f"/commits/{late}$", seconds=2)
+    model = FakeOpenAI(latency=2.0 if slow == "model" else 0.0).start()
+    if slow == "github":
+        github.delay(f"/commits/{late}$", seconds=2)
+    services = run.make_services({**app.config, "OPENAI_BASE_URL": model.base_url, "OPENAI_API_KEY": "sk-test",
+                                  "OPENAI_MODEL": "test-model"})
 
     def fetch() -> None:
         with app.app_context():
             own = app.extensions["db"].session
             try:
-                ingest.ingest(own, run.make_services(app.config), due_at=now + timedelta(days=30))
+                ingest.ingest(own, services, due_at=now + timedelta(days=30))
             finally:
                 own.remove()
 
@@ -896,14 +903,16 @@ def test_a_commit_stored_while_an_email_is_planned_goes_in_the_next_email(app, s
     fetching.start()
     repository = session.scalar(select(Repository).where(Repository.name == SEED_REPO))
     deadline = time.monotonic() + 10
-    while True:  # the fetch has started: stamped, not stored
+    while time.monotonic() < deadline:  # stamped and not stored (slow GitHub), or stored and not analysed
         session.expire_all()
-        if repository.collecting_since is not None or time.monotonic() > deadline:
+        stored = session.scalar(select(FetchedCommit.id).where(FetchedCommit.sha == late))
+        if repository.collecting_since is not None and (slow == "github" or stored is not None):
             break
         time.sleep(0.02)
     assert repository.collecting_since is not None
     first = fanout.deliver_sync(session, app.config, make_mailer(app.config))
     fetching.join(timeout=30)
+    model.stop()
     assert first["sent"] == 1 and not fetching.is_alive()
     session.expire_all()
     stored = session.scalar(select(FetchedCommit).where(FetchedCommit.sha == late))

@@ -94,6 +94,7 @@ def ingest(session: Session, services: Services, now: datetime | None = None,
         if collected.new_watermark:
             repository.watermark_sha = collected.new_watermark
         repository.last_error = repository.last_error_kind = None
+        repository.collecting_since = None  # stored and analysed: windows may take its commits now
     row.finished_at = utcnow()
     row.repositories = len(watched)
     row.new_commits = sum(c.new_commits for _, c in fetched)

@@ -239,8 +239,9 @@ def collect(session: Session, services: Services, repository: Repository, day: d
     """
     now = (now or utcnow()).astimezone(UTC)  # stored and compared in UTC (SQLite keeps no zone)
     # Committed before anything is stamped: a window planned while the commits below are not stored
-    # yet ends before `now` (window.cutoff), so they go to readers' next emails, not to none. Cleared
-    # in the caller's commit that stores them (or by its failure path: stop_collecting).
+    # and analysed yet ends before `now` (window.cutoff), so they go to readers' next emails, with
+    # their analyses, not to none. The caller clears it in the commit that stores the analyses
+    # (_finish_repository, ingest) or in its failure path (stop_collecting).
     repository.collecting_since = now
     session.commit()
     source = services.sources.source_for(repository.name)
@@ -292,7 +293,6 @@ def collect(session: Session, services: Services, repository: Repository, day: d
             if row.sha not in fetched:
                 row.report_date = day
                 collected.commits.append(row)
-    repository.collecting_since = None  # stored with the commits, in the caller's commit
     session.flush()
     if not backfill:
         if repository.watermark_sha is None and shas and day is not None:
@@ -506,6 +506,7 @@ def _finish_repository(repository: Repository, repo_run: RepoRun, day: date, col
         repository.watermark_sha = collected.new_watermark
         repository.watermark_date = day
     repository.last_error = repository.last_error_kind = None
+    repository.collecting_since = None  # stored and analysed: windows may take its commits now
     repo_run.status = RepoRunStatus.OK
     repo_run.new_commits = collected.new_commits
     repo_run.github_requests = collected.github_requests
