@@ -281,7 +281,7 @@ def main() -> int:
               f"({sum(float(h[1]) for h in hours):.1f} s of ticks), {recipients} emails to SendGrid "
               f"({recipients / max(wall, 1e-9):.0f}/s): {'ok' if wall <= 300 else 'OVER 300 s'}")
         print(f"SendGrid requests {requests} (attempts {attempts}) for {len(keys)} content keys (readers of the same "
-              f"repositories, thresholds, language, zone and window): bound sum(ceil(readers/1000)) = {by_key}: "
+              f"repositories, thresholds, language, frequency and window): bound sum(ceil(readers/1000)) = {by_key}: "
               f"{'ok' if requests <= by_key else 'OVER'}; {contents} byte-distinct contents (bound {bound})")
         print(f"database commits: workers {worker_commits} ({worker_commits / max(requests, 1):.2f} per SendGrid "
               f"request), planner {commits.get('planner', 0)} ({args.hours} ticks)")
