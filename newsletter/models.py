@@ -27,6 +27,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def aware(moment: datetime) -> datetime:
+    """A stored timestamp as an aware UTC datetime: SQLite hands them back without their zone, and
+    every timestamp stored is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _enum(cls: type[enum.Enum], name: str) -> SAEnum:
     # Stored as plain strings with a CHECK constraint: portable between SQLite and PostgreSQL,
     # and adding a state is a constraint change, not a type migration.

@@ -49,6 +49,7 @@ from .rows import (
     due,
     finish,
     gave_up,
+    moved,
     retry_delay,
     retry_window,
     update_rows,
@@ -253,9 +254,7 @@ def _claim(session: Session, ids: list[int], work: _Batch) -> set[int]:
     return set(connection.execute(claim).scalars())
 
 def _sent(ids: list[int], message_id: str, now: datetime) -> Update:
-    return update_rows().where(Delivery.id.in_(ids)).values(
-        status=DeliveryStatus.SENT, sent_at=now, updated_at=now, next_attempt_at=None,
-        message_id=message_id[:200], error=None)
+    return moved(ids, DeliveryStatus.SENT, now, message_id=message_id[:200], error=None)
 
 def _mark_accepted(session: Session, work: _Batch) -> None:
     """Mark the rows the backend accepted sent (in the caller's transaction)."""

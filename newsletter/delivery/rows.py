@@ -6,13 +6,15 @@ next_attempt_at waits for a retry after a transient failure; it is due once that
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Executable, Table, Update, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from ..models import Delivery, DeliveryStatus, Subscriber, SubscriberStatus, utcnow
+from ..models import Delivery, DeliveryStatus, Subscriber, SubscriberStatus, aware, utcnow
+
+__all__ = ["aware"]  # rows.aware: the fan-out's modules and tests read stored timestamps with it
 
 PAGE = 1000  # rows read or updated per statement
 DEFAULT_BATCH_SIZE = 500  # deliveries per RQ job
@@ -30,10 +32,6 @@ def due(now: datetime) -> ColumnElement[bool]:
     """A pending row may be sent now: never failed for a transient reason, or its retry time has come."""
     return or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now)
 
-def aware(moment: datetime) -> datetime:
-    # SQLite hands timestamps back without their zone; every timestamp stored is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
 _Statement = TypeVar("_Statement", bound=Executable)
 
 def bulk(statement: _Statement) -> _Statement:
@@ -48,16 +46,20 @@ def update_rows() -> Update:
     assert isinstance(table, Table)
     return update(table)
 
-def finish(session: Session, ids: list[int], status: DeliveryStatus, commit: bool = True, **values: Any) -> None:
-    """Move rows to status; commit=False leaves the change to the caller's next commit."""
-    now = utcnow()
+def moved(ids: list[int], status: DeliveryStatus, now: datetime, **values: Any) -> Update:
+    """The UPDATE moving rows (at most PAGE ids) to status at now: a sent row records when, a row
+    leaving `pending` no longer waits for a retry."""
     if status is DeliveryStatus.SENT:
         values["sent_at"] = now
     if status is not DeliveryStatus.PENDING:
         values.setdefault("next_attempt_at", None)
+    return update_rows().where(Delivery.id.in_(ids)).values(status=status, updated_at=now, **values)
+
+def finish(session: Session, ids: list[int], status: DeliveryStatus, commit: bool = True, **values: Any) -> None:
+    """Move rows to status; commit=False leaves the change to the caller's next commit."""
+    now = utcnow()
     for i in range(0, len(ids), PAGE):
-        session.execute(update_rows().where(Delivery.id.in_(ids[i:i + PAGE]))
-                        .values(status=status, updated_at=now, **values))
+        session.execute(moved(ids[i:i + PAGE], status, now, **values))
     if commit:
         session.commit()
 

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import SourceError, failure_kind
-from ..models import IngestRun, Repository, utcnow
+from ..models import IngestRun, Repository, aware, utcnow
 from ..subscribers.subscriptions import languages_for, watched_repositories
 from ..text import plain
 from .run import ERROR_CHARS, Collected, Pending, Services, analyze_pending, collect, pending_analyses
@@ -33,8 +33,7 @@ STALE = timedelta(minutes=50)
 def _open(session: Session, due_at: datetime, now: datetime) -> IngestRun | None:
     row = session.scalar(select(IngestRun).where(IngestRun.due_at == due_at))
     if row is not None:
-        started = row.started_at if row.started_at.tzinfo else row.started_at.replace(tzinfo=UTC)
-        if row.finished_at is not None or utcnow() - started < STALE:
+        if row.finished_at is not None or utcnow() - aware(row.started_at) < STALE:
             return None
         row.started_at = utcnow()  # its process died: this tick does it
         session.commit()
@@ -100,7 +99,7 @@ def ingest(session: Session, services: Services, now: datetime | None = None,
     row.new_commits = sum(c.new_commits for _, c in fetched)
     row.failed = len(failed)
     session.commit()
-    summary = {"due_at": row.due_at.isoformat() if row.due_at.tzinfo else row.due_at.replace(tzinfo=UTC).isoformat(),
+    summary = {"due_at": aware(row.due_at).isoformat(),
                "repositories": len(watched), "new_commits": row.new_commits, "analyzed": len(pending),
                "llm_requests": sum(requests.values()),
                "github_requests": sum(c.github_requests for _, c in fetched), "failed": failed}

@@ -39,6 +39,7 @@ from ..models import (
     RepoRunStatus,
     Repository,
     RunStatus,
+    aware,
     utcnow,
 )
 from ..sources.commit import CommitRecord, FileChange, MergedCommits
@@ -115,15 +116,10 @@ def run_lease(config: Mapping[str, Any]) -> timedelta:
     return timedelta(seconds=int(config.get("JOB_TIMEOUT") or 1800)) + LEASE_MARGIN
 
 
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; they were written as UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def is_stale(run: DailyRun, lease: timedelta, now: datetime | None = None) -> bool:
     """A running run whose last sign of life is older than the lease: its worker is gone."""
     last = run.heartbeat_at or run.started_at
-    return run.status is RunStatus.RUNNING and (now or utcnow()) - _aware(last) > lease
+    return run.status is RunStatus.RUNNING and (now or utcnow()) - aware(last) > lease
 
 
 def open_run(session: Session, day: date | None, trigger: str, timezone: str, now: datetime | None = None,

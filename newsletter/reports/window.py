@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..analysis.result import AnalysisSet
-from ..models import FetchedCommit, Repository
+from ..models import FetchedCommit, Repository, aware
 from ..sources.commit import CommitRecord
 from .model import DailyReport, build_report
 from .store import cached_analyses as _cached
@@ -34,8 +34,7 @@ def cutoff(session: Session, now: datetime.datetime, fetch_timeout: datetime.tim
         Repository.collecting_since > now - fetch_timeout, Repository.collecting_since <= now))
     if since is None:
         return now
-    since = since if since.tzinfo else since.replace(tzinfo=UTC)
-    return min(now, since - datetime.timedelta(microseconds=1))
+    return min(now, aware(since) - datetime.timedelta(microseconds=1))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, request
 from markupsafe import Markup
 
 from ..i18n import DEFAULT_LANGUAGE, LANGUAGES, t
-from ..models import Report, Repository
+from ..models import Report, Repository, aware
 from ..reports import store
 from ..reports.days import day_bounds
 from ..reports.model import DailyReport
@@ -31,13 +31,8 @@ def _element(parent: ET.Element, tag: str, text: object = None, **attributes: ob
     return element
 
 
-def _utc(moment: datetime.datetime) -> datetime.datetime:
-    # SQLite hands back naive datetimes; they were written as UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
-
-
 def _rfc3339(moment: datetime.datetime) -> str:
-    return _utc(moment).astimezone(datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return aware(moment).astimezone(datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _html_lang(lang: str) -> str:
@@ -100,7 +95,7 @@ def feed(owner: str, name: str) -> Response:
     query_string = f"?{urlencode({'lang': lang})}" if lang else ""
     self_url = _absolute(repository, f"feed.atom{query_string}")
     feed_lang = lang or DEFAULT_LANGUAGE
-    updated = max((_report_moment(r) for r in reports), default=_utc(repository.created_at))
+    updated = max((_report_moment(r) for r in reports), default=aware(repository.created_at))
 
     # The feed's language is the one asked for, else the default one its titles are in; every entry
     # carries its own too.
